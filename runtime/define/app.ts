@@ -1,0 +1,45 @@
+import type { Aggregate } from './aggregate.ts';
+
+/** An application: its aggregate types, and the module that exports it (shard threads import it). */
+export interface App<Aggregates extends readonly AnyAggregate[] = readonly AnyAggregate[]> {
+  readonly kind: 'app';
+  readonly module: string;
+  readonly aggregates: Aggregates;
+  readonly aggregateByName: ReadonlyMap<string, AnyAggregate>;
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- variance: any aggregate's decide/evolve must fit
+export type AnyAggregate = Aggregate<string, any, any, any>;
+
+/**
+ * Collects an app. `module` is the URL of the file that exports it (pass `import.meta.url`),
+ * because each shard thread loads the app by importing that module: functions cannot cross
+ * threads.
+ *
+ * ```ts
+ * export default defineApp({ module: import.meta.url, aggregates: [account, order] });
+ * ```
+ */
+export function defineApp<const Aggregates extends readonly AnyAggregate[]>(config: {
+  module: string;
+  aggregates: Aggregates;
+}): App<Aggregates> {
+  const aggregateByName = new Map<string, AnyAggregate>();
+  for (const aggregate of config.aggregates) {
+    if (aggregateByName.has(aggregate.name)) throw new TypeError(`aggregate "${aggregate.name}" is defined twice`);
+    aggregateByName.set(aggregate.name, aggregate);
+  }
+  return { kind: 'app', module: config.module, aggregates: config.aggregates, aggregateByName };
+}
+
+function isApp(value: unknown): value is App {
+  return typeof value === 'object' && value !== null && (value as { kind?: unknown }).kind === 'app';
+}
+
+/** Imports an app module and returns its default export (or its `app` export). */
+export async function loadApp(module: string): Promise<App> {
+  const exports = (await import(module)) as { default?: unknown; app?: unknown };
+  const app = isApp(exports.default) ? exports.default : exports.app;
+  if (!isApp(app)) throw new TypeError(`module ${module} exports no app: export default defineApp({...})`);
+  return app;
+}

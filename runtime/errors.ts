@@ -1,0 +1,102 @@
+/**
+ * Every failure the runtime reports has a stable code from this registry. Codes are never
+ * reused once published; each carries its HTTP status, whether a retry may succeed, and one
+ * sentence of documentation (the README table is generated from, and tested against, this).
+ */
+export const errorCodes = {
+  SHARDLOG_UNKNOWN_AGGREGATE: { status: 404, retryable: false, doc: 'The app defines no aggregate type with this name.' },
+  SHARDLOG_UNKNOWN_COMMAND: { status: 404, retryable: false, doc: 'The aggregate type defines no command with this name.' },
+  SHARDLOG_INVALID_ID: {
+    status: 400,
+    retryable: false,
+    doc: 'An aggregate id must be 1 to 256 characters with no control characters.',
+  },
+  SHARDLOG_INVALID_INPUT: { status: 400, retryable: false, doc: "The command's input failed its schema; `data.issues` lists each problem with its path." },
+  SHARDLOG_INVALID_EVENT: { status: 500, retryable: false, doc: 'decide returned an event that is unknown or fails its payload schema; nothing was written.' },
+  SHARDLOG_REJECTED: { status: 422, retryable: false, doc: 'The domain refused the command; `data.code` is the domain reason (e.g. insufficient-funds).' },
+  SHARDLOG_VERSION_MISMATCH: { status: 412, retryable: false, doc: 'expectedVersion differs from the aggregate version; `data.actualVersion` holds the current one.' },
+  SHARDLOG_IDEMPOTENCY_KEY_REUSED: { status: 422, retryable: false, doc: 'This command id was already used with a different aggregate, command or input.' },
+  SHARDLOG_DECIDE_FAILED: { status: 500, retryable: false, doc: 'decide threw an ordinary error (a bug in the aggregate); that command only failed, nothing was written.' },
+  SHARDLOG_COMMIT_FAILED: { status: 503, retryable: true, doc: 'The batch transaction failed (disk full, I/O error); nothing of it was written, retry the command.' },
+  SHARDLOG_OUTCOME_UNKNOWN: {
+    status: 503,
+    retryable: true,
+    doc: 'The shard died while the command was in flight; it may or may not be committed: retry with the same command id.',
+  },
+  SHARDLOG_SHARD_UNAVAILABLE: { status: 503, retryable: true, doc: 'The shard owning this partition keeps crashing and is not being restarted.' },
+  SHARDLOG_OVERLOADED: { status: 503, retryable: true, doc: "The shard's queue is full; retry after a short delay." },
+  SHARDLOG_CLOSED: { status: 503, retryable: true, doc: 'The runtime is closing or closed and takes no more work.' },
+  SHARDLOG_INVALID_QUERY: { status: 400, retryable: false, doc: 'A read was given an out-of-range version, time, cursor or limit.' },
+  SHARDLOG_DATA_DIR_MISMATCH: {
+    status: 500,
+    retryable: false,
+    doc: 'The data directory was created with other settings (partition count, shard count or format) than the ones given.',
+  },
+  SHARDLOG_INTERNAL: { status: 500, retryable: false, doc: 'An unexpected failure inside Shardlog; the message says what. Please report it.' },
+  SHARDLOG_INVALID_CONFIG: { status: 500, retryable: false, doc: 'An option passed to createRuntime is out of range.' },
+} as const satisfies Record<string, { status: number; retryable: boolean; doc: string }>;
+
+export type ErrorCode = keyof typeof errorCodes;
+
+/** The base of every error the runtime reports; `code` is stable, `data` is structured detail. */
+export class ShardlogError extends Error {
+  override name = 'ShardlogError';
+  readonly code: ErrorCode;
+  readonly data: Readonly<Record<string, unknown>>;
+
+  constructor(code: ErrorCode, message: string, data: Record<string, unknown> = {}, options?: ErrorOptions) {
+    super(message, options);
+    this.code = code;
+    this.data = data;
+  }
+
+  get status(): number {
+    return errorCodes[this.code].status;
+  }
+
+  get retryable(): boolean {
+    return errorCodes[this.code].retryable;
+  }
+}
+
+/** A failure that may succeed when retried with the same command id. */
+export class RetryableError extends ShardlogError {
+  override name = 'RetryableError';
+}
+
+/** The domain refused the command (a decision, not a bug). `data.code` is the domain reason. */
+export class RejectedError extends ShardlogError {
+  override name = 'RejectedError';
+  constructor(
+    readonly reason: string,
+    readonly detail: string,
+    extra: Record<string, unknown> = {},
+  ) {
+    super('SHARDLOG_REJECTED', `rejected: ${reason}${detail ? ` (${detail})` : ''}`, { code: reason, detail, ...extra });
+  }
+}
+
+/** The shape an error takes when it crosses a thread or process boundary. */
+export interface SerializedError {
+  code: ErrorCode;
+  message: string;
+  data: Record<string, unknown>;
+}
+
+export function serializeError(error: ShardlogError): SerializedError {
+  return { code: error.code, message: error.message, data: { ...error.data } };
+}
+
+/** Rebuilds the right class from a code, so `instanceof` and `code` survive the hop. */
+export function deserializeError(wire: SerializedError): ShardlogError {
+  if (wire.code === 'SHARDLOG_REJECTED') {
+    const { code, detail, ...extra } = wire.data as { code: string; detail: string };
+    return new RejectedError(code, detail, extra);
+  }
+  return makeError(wire.code, wire.message, wire.data);
+}
+
+export function makeError(code: ErrorCode, message: string, data: Record<string, unknown> = {}, cause?: unknown): ShardlogError {
+  const options = cause === undefined ? undefined : { cause };
+  return errorCodes[code].retryable ? new RetryableError(code, message, data, options) : new ShardlogError(code, message, data, options);
+}

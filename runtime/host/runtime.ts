@@ -1,0 +1,313 @@
+import { randomUUID } from 'node:crypto';
+import { availableParallelism } from 'node:os';
+import { resolve } from 'node:path';
+import type { z } from 'zod';
+import type { Aggregate } from '../define/aggregate.ts';
+import type { AnyAggregate, App } from '../define/app.ts';
+import { commandOf } from '../define/execute.ts';
+import { makeError } from '../errors.ts';
+import { assertValidId, partitionOf, shardOf, streamName } from '../partitioning.ts';
+import type { CommandResult, Durability, StoredEvent } from '../protocol.ts';
+import { openDataDir } from './data-dir.ts';
+import { ShardHost, type RestartPolicy, type RuntimeLogger, type ShardStats } from './shard-host.ts';
+
+export interface RuntimeOptions<A extends App = App> {
+  app: A;
+  /** Where meta.json and shards/<n>.db live; created if missing. */
+  dataDir: string;
+  /** Partition count P, fixed when the data dir is created (default 64, then the stored value). */
+  partitions?: number;
+  /** Shard threads T (default: cores − 1, at least 1; then the stored value). */
+  shards?: number;
+  /**
+   * `fsync` (default): every commit is fsynced before its reply; nothing acknowledged is lost
+   * even on power loss. `relaxed`: fsync only at checkpoints; a process crash loses nothing,
+   * a power loss or OS crash can roll back the last commits.
+   */
+  durability?: Durability;
+  /** Live actors kept in memory per shard (default 10,000); the rest reload from the log. */
+  maxLiveActors?: number;
+  /** Commands waiting per shard before SHARDLOG_OVERLOADED (default 10,000). */
+  maxQueuedCommands?: number;
+  /** Most commands in one transaction (default 1,024). */
+  maxBatchSize?: number;
+  /** How long command ids are remembered for idempotency (default 24 h). */
+  idempotencyRetentionMs?: number;
+  /** Heap cap per shard thread, in MiB; a thread past it dies and is restarted. */
+  shardMemoryMb?: number;
+  restart?: Partial<RestartPolicy>;
+  logger?: RuntimeLogger;
+}
+
+type AggregateNames<A extends App> = A['aggregates'][number]['name'];
+type AggregateNamed<A extends App, Name> = Extract<A['aggregates'][number], { name: Name }>;
+type CommandSchemas<Agg> = Agg extends Aggregate<string, unknown, never, infer Commands> ? Commands : Record<string, z.ZodType>;
+
+export interface DispatchRequest<
+  A extends App = App,
+  Name extends AggregateNames<A> = AggregateNames<A>,
+  Command extends keyof CommandSchemas<AggregateNamed<A, Name>> & string = keyof CommandSchemas<AggregateNamed<A, Name>> & string,
+> {
+  aggregate: Name;
+  id: string;
+  command: Command;
+  input: z.input<CommandSchemas<AggregateNamed<A, Name>>[Command]>;
+  /** The idempotency key; one is generated when omitted. */
+  commandId?: string;
+  /** Refuse with SHARDLOG_VERSION_MISMATCH unless the aggregate is at this version. */
+  expectedVersion?: number;
+  /** Stored with each event the command causes. */
+  metadata?: Record<string, unknown>;
+}
+
+export interface DispatchResult extends CommandResult {
+  commandId: string;
+}
+
+export interface StateQuery {
+  aggregate: string;
+  id: string;
+  /** The state right after this version. */
+  version?: number;
+  /** The state as of this time (every event recorded at or before it). */
+  at?: Date | string | number;
+}
+
+export interface EventsQuery {
+  aggregate: string;
+  id: string;
+  /** Events after this aggregate version (default 0: from the first). */
+  after?: number;
+  /** At most this many (default 100, at most 1,000). */
+  limit?: number;
+}
+
+const defaultRestart: RestartPolicy = { maxCrashes: 5, windowMs: 60_000, initialDelayMs: 100, maxDelayMs: 5_000 };
+const consoleLogger: RuntimeLogger = {
+  warn: (details, message) => console.warn(`[shardlog] ${message}`, details),
+  error: (details, message) => console.error(`[shardlog] ${message}`, details),
+};
+const maxPageSize = 1_000;
+const pruneChunk = 5_000;
+
+/**
+ * A running Shardlog node in this process: shard threads, their logs, and the routing between.
+ * Create it with `createRuntime`.
+ */
+export class Runtime<A extends App = App> {
+  private closed = false;
+  private readonly pruneTimer: NodeJS.Timeout;
+
+  constructor(
+    readonly app: A,
+    readonly partitions: number,
+    private readonly hosts: ShardHost[],
+    private readonly retentionMs: number,
+  ) {
+    const every = Math.max(1_000, Math.min(retentionMs / 4, 10 * 60_000));
+    this.pruneTimer = setInterval(() => void this.pruneCommands().catch(() => undefined), every).unref();
+  }
+
+  get shards(): number {
+    return this.hosts.length;
+  }
+
+  /**
+   * Runs one command on its aggregate's shard. Resolves once its events are committed (and,
+   * with `fsync`, on disk), with the aggregate's new version and the position of the last
+   * event. Rejects with a ShardlogError: RejectedError for a domain refusal, RetryableError
+   * for failures a retry with the same commandId may cure.
+   */
+  dispatch<Name extends AggregateNames<A>, Command extends keyof CommandSchemas<AggregateNamed<A, Name>> & string>(
+    request: DispatchRequest<A, Name, Command>,
+  ): Promise<DispatchResult> {
+    let host: ShardHost;
+    let commandId: string;
+    let input: unknown;
+    try {
+      if (this.closed) throw makeError('SHARDLOG_CLOSED', 'the runtime is closed');
+      const aggregate = this.aggregate(request.aggregate);
+      const definition = commandOf(aggregate, request.command);
+      if (definition === undefined) {
+        throw makeError('SHARDLOG_UNKNOWN_COMMAND', `aggregate "${aggregate.name}" has no command "${request.command}"`, {
+          aggregate: aggregate.name,
+          command: request.command,
+        });
+      }
+      assertValidId(request.id);
+      const parsed = definition.input.safeParse(request.input);
+      if (!parsed.success) {
+        throw makeError('SHARDLOG_INVALID_INPUT', `invalid input for ${aggregate.name}.${request.command}`, {
+          issues: parsed.error.issues.map(({ path, message, code }) => ({ path: path.map(String), message, code })),
+        });
+      }
+      input = parsed.data;
+      if (request.expectedVersion !== undefined && !(Number.isSafeInteger(request.expectedVersion) && request.expectedVersion >= 0)) {
+        throw makeError('SHARDLOG_INVALID_INPUT', 'expectedVersion must be a non-negative integer', { issues: [] });
+      }
+      if (request.commandId !== undefined) assertValidCommandId(request.commandId);
+      commandId = request.commandId ?? randomUUID();
+      host = this.hostFor(request.aggregate, request.id);
+    } catch (error) {
+      return Promise.reject(error instanceof Error ? error : new Error(String(error)));
+    }
+    return host
+      .submit({
+        commandId,
+        aggregate: request.aggregate,
+        id: request.id,
+        command: request.command,
+        input,
+        ...(request.expectedVersion === undefined ? {} : { expectedVersion: request.expectedVersion }),
+        ...(request.metadata === undefined ? {} : { metadata: request.metadata }),
+      })
+      .then((result) => ({ commandId, ...result }));
+  }
+
+  /** The aggregate's state now, right after a version, or as of a time. Version 0 means it has no events. */
+  async state(query: StateQuery): Promise<{ state: unknown; version: number }> {
+    this.aggregate(query.aggregate);
+    assertValidId(query.id);
+    let at: number | undefined;
+    if (query.at !== undefined) {
+      at = new Date(query.at).getTime();
+      if (Number.isNaN(at)) throw makeError('SHARDLOG_INVALID_QUERY', `"${String(query.at)}" is not a valid time`);
+    }
+    if (query.version !== undefined && !(Number.isSafeInteger(query.version) && query.version >= 0)) {
+      throw makeError('SHARDLOG_INVALID_QUERY', 'version must be a non-negative integer');
+    }
+    const response = await this.hostFor(query.aggregate, query.id).request({
+      type: 'state',
+      aggregate: query.aggregate,
+      id: query.id,
+      ...(query.version === undefined ? {} : { version: query.version }),
+      ...(at === undefined ? {} : { at }),
+    });
+    if (response.type !== 'state') throw new Error(`unexpected ${response.type} response`);
+    return { state: response.state, version: response.version };
+  }
+
+  /** One aggregate's events, oldest first, after a version, a page at a time. */
+  async events(query: EventsQuery): Promise<{ events: StoredEvent[] }> {
+    this.aggregate(query.aggregate);
+    assertValidId(query.id);
+    const after = checkedCount('after', query.after ?? 0, 0, Number.MAX_SAFE_INTEGER);
+    const limit = checkedCount('limit', query.limit ?? 100, 1, maxPageSize);
+    const response = await this.hostFor(query.aggregate, query.id).request({ type: 'stream-events', aggregate: query.aggregate, id: query.id, after, limit });
+    if (response.type !== 'events') throw new Error(`unexpected ${response.type} response`);
+    return { events: response.events };
+  }
+
+  /** One partition's events in seq order, after a seq: what the bus publishes. */
+  async partitionEvents(query: { partition: number; after?: number; limit?: number }): Promise<{ events: StoredEvent[] }> {
+    const partition = checkedCount('partition', query.partition, 0, this.partitions - 1);
+    const after = checkedCount('after', query.after ?? 0, 0, Number.MAX_SAFE_INTEGER);
+    const limit = checkedCount('limit', query.limit ?? 100, 1, maxPageSize);
+    const response = await this.hosts[shardOf(partition, this.hosts.length)]!.request({ type: 'partition-events', partition, after, limit });
+    if (response.type !== 'events') throw new Error(`unexpected ${response.type} response`);
+    return { events: response.events };
+  }
+
+  /** Per-shard queue depth, batch counts and health. */
+  stats(): ShardStats[] {
+    return this.hosts.map((host) => host.stats());
+  }
+
+  /** Forgets command ids older than the retention; runs in the background on its own too. */
+  async pruneCommands(): Promise<number> {
+    const recordedBefore = Date.now() - this.retentionMs;
+    let total = 0;
+    for (const host of this.hosts) {
+      if (host.stats().status !== 'serving') continue;
+      for (;;) {
+        const response = await host.request({ type: 'prune', recordedBefore, limit: pruneChunk });
+        const deleted = response.type === 'pruned' ? response.commands : 0;
+        total += deleted;
+        if (deleted < pruneChunk) break;
+      }
+    }
+    return total;
+  }
+
+  /** Stops taking commands, lets every accepted one commit, closes the logs and the threads. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.pruneTimer);
+    await Promise.all(this.hosts.map((host) => host.close()));
+  }
+
+  private aggregate(name: string): AnyAggregate {
+    const aggregate = this.app.aggregateByName.get(name);
+    if (aggregate === undefined) throw makeError('SHARDLOG_UNKNOWN_AGGREGATE', `unknown aggregate "${name}"`, { aggregate: name });
+    return aggregate;
+  }
+
+  private hostFor(aggregate: string, id: string): ShardHost {
+    return this.hosts[shardOf(partitionOf(streamName(aggregate, id), this.partitions), this.hosts.length)]!;
+  }
+}
+
+function assertValidCommandId(commandId: string): void {
+  try {
+    assertValidId(commandId);
+  } catch {
+    throw makeError('SHARDLOG_INVALID_INPUT', 'commandId must be 1 to 256 characters with no control characters', { issues: [] });
+  }
+}
+
+function checkedCount(name: string, value: number, min: number, max: number): number {
+  if (!Number.isSafeInteger(value) || value < min || value > max) {
+    throw makeError('SHARDLOG_INVALID_QUERY', `${name} must be an integer from ${min} to ${max}`, { [name]: value });
+  }
+  return value;
+}
+
+function positiveInteger(name: string, value: number | undefined, fallback: number): number {
+  const chosen = value ?? fallback;
+  if (!Number.isSafeInteger(chosen) || chosen < 1) throw makeError('SHARDLOG_INVALID_CONFIG', `${name} must be a positive integer, got ${String(value)}`);
+  return chosen;
+}
+
+/**
+ * Starts a runtime: creates or checks the data dir, starts one thread per shard and opens
+ * every shard log. Rejects (after stopping what it started) if any shard cannot open.
+ */
+export async function createRuntime<A extends App>(options: RuntimeOptions<A>): Promise<Runtime<A>> {
+  const durability = options.durability ?? 'fsync';
+  if (durability !== 'fsync' && durability !== 'relaxed') {
+    throw makeError('SHARDLOG_INVALID_CONFIG', `durability must be "fsync" or "relaxed", got "${String(durability)}"`);
+  }
+  const dataDir = resolve(options.dataDir);
+  const meta = openDataDir(
+    dataDir,
+    {
+      partitions: options.partitions === undefined ? undefined : positiveInteger('partitions', options.partitions, 64),
+      shards: options.shards === undefined ? undefined : positiveInteger('shards', options.shards, 1),
+    },
+    { partitions: 64, shards: Math.max(1, availableParallelism() - 1) },
+  );
+  const maxLiveActors = positiveInteger('maxLiveActors', options.maxLiveActors, 10_000);
+  const maxQueuedCommands = positiveInteger('maxQueuedCommands', options.maxQueuedCommands, 10_000);
+  const maxBatchSize = positiveInteger('maxBatchSize', options.maxBatchSize, 1_024);
+  const retentionMs = positiveInteger('idempotencyRetentionMs', options.idempotencyRetentionMs, 24 * 60 * 60_000);
+  const hosts = Array.from(
+    { length: meta.shards },
+    (_, shard) =>
+      new ShardHost({
+        worker: { shard, shards: meta.shards, partitions: meta.partitions, dataDir, appModule: options.app.module, durability, maxLiveActors },
+        maxQueuedCommands,
+        maxBatchSize,
+        maxOldGenerationSizeMb: options.shardMemoryMb,
+        restart: { ...defaultRestart, ...options.restart },
+        logger: options.logger ?? consoleLogger,
+      }),
+  );
+  const opened = await Promise.allSettled(hosts.map((host) => host.open()));
+  const failed = opened.find((result) => result.status === 'rejected');
+  if (failed !== undefined) {
+    await Promise.allSettled(hosts.map((host) => host.close()));
+    throw failed.reason;
+  }
+  return new Runtime(options.app, meta.partitions, hosts, retentionMs);
+}

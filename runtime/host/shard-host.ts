@@ -1,0 +1,244 @@
+import { Piscina, move } from 'piscina';
+import { decodeWire, encodeWire } from '../codec.ts';
+import { deserializeError, makeError, ShardlogError } from '../errors.ts';
+import type { CommandEnvelope, CommandResult, ShardRequest, ShardResponse, ShardWorkerData } from '../protocol.ts';
+
+export interface ShardHostOptions {
+  worker: ShardWorkerData;
+  /** Commands waiting for this shard past which new ones are refused with SHARDLOG_OVERLOADED. */
+  maxQueuedCommands: number;
+  /** The most commands one batch (one transaction) takes. */
+  maxBatchSize: number;
+  /** Heap cap of the shard thread; past it the thread dies and is restarted. */
+  maxOldGenerationSizeMb?: number | undefined;
+  restart: RestartPolicy;
+  logger: RuntimeLogger;
+}
+
+export interface RestartPolicy {
+  /** More crashes than this within `windowMs` and the shard is left down. */
+  maxCrashes: number;
+  windowMs: number;
+  initialDelayMs: number;
+  maxDelayMs: number;
+}
+
+export interface RuntimeLogger {
+  warn(details: Record<string, unknown>, message: string): void;
+  error(details: Record<string, unknown>, message: string): void;
+}
+
+interface PendingCommand {
+  envelope: CommandEnvelope;
+  resolve: (result: CommandResult) => void;
+  reject: (error: ShardlogError) => void;
+}
+
+export interface ShardStats {
+  shard: number;
+  status: 'serving' | 'restarting' | 'unavailable' | 'closed';
+  queued: number;
+  batches: number;
+  commands: number;
+  crashes: number;
+}
+
+const workerEntry = new URL(import.meta.url.endsWith('.ts') ? '../shard/ts-entry.mjs' : '../shard/worker.js', import.meta.url).href;
+
+/**
+ * The main-thread side of one shard thread. Commands submitted in one event-loop tick travel
+ * as one batch; while a batch commits the next one gathers, so batches grow with load. Every
+ * submitted command settles: committed, refused, or failed with a named error if the thread
+ * dies.
+ */
+export class ShardHost {
+  private pool: Piscina;
+  private queue: PendingCommand[] = [];
+  private batchInFlight = false;
+  private flushScheduled = false;
+  private readonly pendingReads = new Set<Promise<unknown>>();
+  private resumeAt = 0;
+  private crashTimes: number[] = [];
+  private status: ShardStats['status'] = 'serving';
+  private closing = false;
+  private idleWaiters: (() => void)[] = [];
+  private readonly counters = { batches: 0, commands: 0, crashes: 0 };
+
+  constructor(private readonly options: ShardHostOptions) {
+    this.pool = this.startPool();
+  }
+
+  get shard(): number {
+    return this.options.worker.shard;
+  }
+
+  private startPool(): Piscina {
+    const limits = this.options.maxOldGenerationSizeMb;
+    const pool = new Piscina({
+      filename: workerEntry,
+      minThreads: 1,
+      maxThreads: 1,
+      idleTimeout: Number.POSITIVE_INFINITY,
+      workerData: this.options.worker,
+      ...(limits === undefined ? {} : { resourceLimits: { maxOldGenerationSizeMb: limits } }),
+    });
+    pool.on('error', (error: unknown) => this.onCrash(error));
+    return pool;
+  }
+
+  /** Opens the shard's log; rejects with the thread's error if it cannot. */
+  async open(): Promise<void> {
+    await this.request({ type: 'open' });
+  }
+
+  submit(envelope: CommandEnvelope): Promise<CommandResult> {
+    if (this.closing) return Promise.reject(makeError('SHARDLOG_CLOSED', 'the runtime is closing'));
+    if (this.status === 'unavailable') return Promise.reject(this.unavailableError());
+    if (this.queue.length >= this.options.maxQueuedCommands) {
+      return Promise.reject(
+        makeError('SHARDLOG_OVERLOADED', `shard ${this.shard} has ${this.queue.length} commands waiting`, { shard: this.shard, retryAfterMs: 100 }),
+      );
+    }
+    return new Promise((resolve, reject) => {
+      this.queue.push({ envelope, resolve, reject });
+      this.scheduleFlush();
+    });
+  }
+
+  /** A read or maintenance request; it queues behind the batches already sent. */
+  async request(request: ShardRequest): Promise<ShardResponse> {
+    if (this.status === 'unavailable') throw this.unavailableError();
+    const running = this.run(request);
+    this.pendingReads.add(running);
+    try {
+      const response = await running;
+      if (response.type === 'failed') throw deserializeError(response.error);
+      return response;
+    } catch (error) {
+      if (error instanceof ShardlogError) throw error;
+      this.onCrash(error);
+      throw makeError('SHARDLOG_SHARD_UNAVAILABLE', `shard ${this.shard} died while serving a ${request.type} request`, { shard: this.shard }, error);
+    } finally {
+      this.pendingReads.delete(running);
+    }
+  }
+
+  private async run(request: ShardRequest): Promise<ShardResponse> {
+    const reply = (await this.pool.run(move(encodeWire(request)))) as Uint8Array;
+    return decodeWire<ShardResponse>(reply);
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    const wait = this.resumeAt - Date.now();
+    if (wait > 0) setTimeout(() => this.flush(), wait);
+    else setImmediate(() => this.flush());
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    if (this.batchInFlight || this.queue.length === 0 || this.status === 'unavailable') return;
+    if (Date.now() < this.resumeAt) {
+      this.scheduleFlush();
+      return;
+    }
+    const batch = this.queue.splice(0, this.options.maxBatchSize);
+    this.batchInFlight = true;
+    this.counters.batches += 1;
+    this.counters.commands += batch.length;
+    this.run({ type: 'commands', commands: batch.map((pending) => pending.envelope) })
+      .then(
+        (response) => this.settle(batch, response),
+        (error: unknown) => {
+          const unknown = makeError(
+            'SHARDLOG_OUTCOME_UNKNOWN',
+            `shard ${this.shard} died with this command in flight: it may or may not be committed, retry it with the same command id`,
+            { shard: this.shard },
+            error,
+          );
+          for (const pending of batch) pending.reject(unknown);
+          this.onCrash(error);
+        },
+      )
+      .finally(() => {
+        this.batchInFlight = false;
+        if (this.queue.length > 0) this.scheduleFlush();
+        else this.notifyIdle();
+      });
+  }
+
+  private settle(batch: PendingCommand[], response: ShardResponse): void {
+    if (response.type !== 'committed') {
+      const error = response.type === 'failed' ? deserializeError(response.error) : makeError('SHARDLOG_OUTCOME_UNKNOWN', `unexpected ${response.type}`);
+      for (const pending of batch) pending.reject(error);
+      return;
+    }
+    for (const [index, pending] of batch.entries()) {
+      const reply = response.replies[index];
+      if (reply === undefined) pending.reject(makeError('SHARDLOG_OUTCOME_UNKNOWN', 'the shard sent no reply for this command'));
+      else if (reply.ok) pending.resolve(reply.result);
+      else pending.reject(deserializeError(reply.error));
+    }
+  }
+
+  /** Piscina has already replaced the dead thread; we hold batches back for a growing delay. */
+  private onCrash(error: unknown): void {
+    const now = Date.now();
+    this.counters.crashes += 1;
+    this.crashTimes = [...this.crashTimes.filter((time) => now - time < this.options.restart.windowMs), now];
+    const { maxCrashes, initialDelayMs, maxDelayMs } = this.options.restart;
+    const details = { shard: this.shard, err: error, recentCrashes: this.crashTimes.length };
+    if (this.crashTimes.length > maxCrashes) {
+      this.options.logger.error(details, `shard ${this.shard} keeps dying; it is left down`);
+      this.status = 'unavailable';
+      const error = this.unavailableError();
+      for (const pending of this.queue.splice(0)) pending.reject(error);
+      this.notifyIdle();
+      void this.pool.destroy();
+      return;
+    }
+    const delay = Math.min(maxDelayMs, initialDelayMs * 2 ** (this.crashTimes.length - 1));
+    this.resumeAt = now + delay;
+    this.status = 'restarting';
+    setTimeout(() => {
+      if (this.status === 'restarting') this.status = 'serving';
+    }, delay).unref();
+    this.options.logger.warn({ ...details, restartInMs: delay }, `shard ${this.shard} died; restarting`);
+  }
+
+  private unavailableError(): ShardlogError {
+    return makeError('SHARDLOG_SHARD_UNAVAILABLE', `shard ${this.shard} is unavailable after repeated crashes`, { shard: this.shard });
+  }
+
+  private notifyIdle(): void {
+    if (this.batchInFlight || this.queue.length > 0) return;
+    for (const resolve of this.idleWaiters.splice(0)) resolve();
+  }
+
+  private async drained(): Promise<void> {
+    if (!this.batchInFlight && this.queue.length === 0) return;
+    await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  stats(): ShardStats {
+    return { shard: this.shard, status: this.status, queued: this.queue.length, ...this.counters };
+  }
+
+  /** Refuses new commands, lets queued ones commit, closes the log, then stops the thread. */
+  async close(): Promise<void> {
+    if (this.status === 'closed') return;
+    this.closing = true;
+    await this.drained();
+    await Promise.allSettled([...this.pendingReads]);
+    if (this.status !== 'unavailable') {
+      try {
+        await this.request({ type: 'close' });
+      } catch (error) {
+        this.options.logger.warn({ shard: this.shard, err: error }, `shard ${this.shard} failed to close its log cleanly`);
+      }
+    }
+    this.status = 'closed';
+    await this.pool.destroy();
+  }
+}

@@ -1,0 +1,69 @@
+/**
+ * The messages between the main thread (runtime/host) and a shard thread (runtime/shard).
+ * Each travels msgpack-encoded in a transferred buffer; one `commands` request carries every
+ * command the host gathered for that shard in one event-loop tick.
+ */
+import type { SerializedError } from './errors.ts';
+
+export interface CommandEnvelope {
+  commandId: string;
+  aggregate: string;
+  id: string;
+  command: string;
+  /** Already parsed by the command's input schema on the main thread. */
+  input: unknown;
+  expectedVersion?: number;
+  metadata?: Record<string, unknown>;
+}
+
+/** What a committed command replies: `position` is that of its last event (null if it emitted none). */
+export interface CommandResult {
+  version: number;
+  position: string | null;
+  events: { type: string; version: number }[];
+}
+
+export type CommandReply = { ok: true; result: CommandResult } | { ok: false; error: SerializedError };
+
+export interface StoredEvent {
+  aggregate: string;
+  id: string;
+  type: string;
+  /** The aggregate version this event brought it to. */
+  version: number;
+  position: string;
+  data: unknown;
+  metadata: Record<string, unknown>;
+  recordedAt: string;
+}
+
+export type ShardRequest =
+  | { type: 'open' }
+  | { type: 'commands'; commands: CommandEnvelope[] }
+  | { type: 'state'; aggregate: string; id: string; version?: number; at?: number }
+  | { type: 'stream-events'; aggregate: string; id: string; after: number; limit: number }
+  | { type: 'partition-events'; partition: number; after: number; limit: number }
+  | { type: 'prune'; recordedBefore: number; limit: number }
+  | { type: 'close' };
+
+export type ShardResponse =
+  | { type: 'opened'; partitions: number[] }
+  | { type: 'committed'; replies: CommandReply[] }
+  | { type: 'state'; state: unknown; version: number }
+  | { type: 'events'; events: StoredEvent[] }
+  | { type: 'pruned'; commands: number }
+  | { type: 'closed' }
+  | { type: 'failed'; error: SerializedError };
+
+/** What a shard thread is told at start, through piscina's workerData. */
+export interface ShardWorkerData {
+  shard: number;
+  shards: number;
+  partitions: number;
+  dataDir: string;
+  appModule: string;
+  durability: Durability;
+  maxLiveActors: number;
+}
+
+export type Durability = 'fsync' | 'relaxed';

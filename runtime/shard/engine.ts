@@ -1,0 +1,67 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { App } from '../define/app.ts';
+import { makeError } from '../errors.ts';
+import type { ShardRequest, ShardResponse, ShardWorkerData } from '../protocol.ts';
+import { ActorCache } from './actor-cache.ts';
+import { GroupCommit } from './group-commit.ts';
+import { ShardReads } from './reads.ts';
+import { ShardLog } from './shard-log.ts';
+
+/** Everything a shard thread does, behind one request → response function. */
+export class ShardEngine {
+  private readonly log: ShardLog;
+  private readonly groupCommit: GroupCommit;
+  private readonly reads: ShardReads;
+
+  constructor(app: App, private readonly config: ShardWorkerData) {
+    const directory = join(config.dataDir, 'shards');
+    mkdirSync(directory, { recursive: true });
+    this.log = new ShardLog(join(directory, `${config.shard}.db`), config.durability, {
+      shard: config.shard,
+      shards: config.shards,
+      partitions: config.partitions,
+    });
+    const actors = new ActorCache(config.maxLiveActors);
+    this.groupCommit = new GroupCommit(app, this.log, actors, config);
+    this.reads = new ShardReads(app, this.log, actors);
+  }
+
+  handle(request: ShardRequest): ShardResponse {
+    switch (request.type) {
+      case 'open':
+        return { type: 'opened', partitions: this.ownedPartitions() };
+      case 'commands':
+        return { type: 'committed', replies: this.groupCommit.run(request.commands) };
+      case 'state': {
+        const { aggregate, id, version, at } = request;
+        if (version !== undefined) return { type: 'state', ...this.reads.stateAtVersion(aggregate, id, version) };
+        if (at !== undefined) return { type: 'state', ...this.reads.stateAtTime(aggregate, id, at) };
+        return { type: 'state', ...this.reads.stateNow(aggregate, id) };
+      }
+      case 'stream-events':
+        return { type: 'events', events: this.reads.streamEvents(request.aggregate, request.id, request.after, request.limit) };
+      case 'partition-events':
+        if (request.partition % this.config.shards !== this.config.shard) {
+          throw makeError('SHARDLOG_INVALID_QUERY', `partition ${request.partition} is not on shard ${this.config.shard}`);
+        }
+        return { type: 'events', events: this.reads.partitionEvents(request.partition, request.after, request.limit) };
+      case 'prune':
+        // One bounded chunk per request keeps commands from waiting behind a long delete.
+        return { type: 'pruned', commands: this.log.pruneCommands(request.recordedBefore, request.limit) };
+      case 'close':
+        this.close();
+        return { type: 'closed' };
+    }
+  }
+
+  private ownedPartitions(): number[] {
+    const owned: number[] = [];
+    for (let partition = this.config.shard; partition < this.config.partitions; partition += this.config.shards) owned.push(partition);
+    return owned;
+  }
+
+  close(): void {
+    this.log.close();
+  }
+}

@@ -1,0 +1,211 @@
+import { createHash } from 'node:crypto';
+import type { App, AnyAggregate } from '../define/app.ts';
+import { decide, evolve } from '../define/execute.ts';
+import { decodeStored, encodeStored } from '../codec.ts';
+import { makeError, RejectedError, serializeError, ShardlogError } from '../errors.ts';
+import { formatPosition, partitionOf, shardOf, streamName } from '../partitioning.ts';
+import type { CommandEnvelope, CommandReply, ShardWorkerData } from '../protocol.ts';
+import type { Actor, ActorCache } from './actor-cache.ts';
+import { loadActor } from './actor-loader.ts';
+import type { BatchWrite, ShardLog } from './shard-log.ts';
+
+/** The command-side state of one batch, before it commits. */
+interface Batch {
+  now: number;
+  write: BatchWrite;
+  /** Actors this batch changed; they win over the cache, and are dropped if the commit fails. */
+  touched: Map<string, Actor>;
+  /** Next seq of the partitions this batch appended to, as it was before the batch. */
+  seqBefore: Map<number, number>;
+  /** Command ids seen earlier in this batch: a repeat inside one batch gets the first's reply. */
+  seen: Map<string, { fingerprint: Buffer; index: number }>;
+  /** Replies that exist only if the commit succeeds. */
+  writing: Set<number>;
+}
+
+/**
+ * Decides every command of a batch in order, then commits all their events, command records
+ * and snapshots in one transaction. No reply says "committed" before that transaction has.
+ */
+export class GroupCommit {
+  private readonly lastSeq: Map<number, number>;
+
+  constructor(
+    private readonly app: App,
+    private readonly log: ShardLog,
+    private readonly actors: ActorCache,
+    private readonly config: ShardWorkerData,
+  ) {
+    this.lastSeq = log.lastSeqs();
+  }
+
+  run(commands: readonly CommandEnvelope[]): CommandReply[] {
+    const batch: Batch = {
+      now: Date.now(),
+      write: { events: [], commands: [], snapshots: [] },
+      touched: new Map(),
+      seqBefore: new Map(),
+      seen: new Map(),
+      writing: new Set(),
+    };
+    const replies: CommandReply[] = [];
+    const repeats: [index: number, of: number][] = [];
+    for (const [index, command] of commands.entries()) {
+      try {
+        const reply = this.handle(command, batch, index);
+        if (typeof reply === 'number') {
+          repeats.push([index, reply]);
+          replies.push(replyPendingCommit);
+        } else {
+          replies.push(reply);
+        }
+      } catch (error) {
+        replies.push(failure(error));
+      }
+    }
+    if (batch.write.commands.length > 0) this.commit(batch, replies);
+    for (const [index, of] of repeats) replies[index] = replies[of]!;
+    for (const actor of batch.touched.values()) this.actors.set(actor);
+    this.actors.trim();
+    return replies;
+  }
+
+  private commit(batch: Batch, replies: CommandReply[]): void {
+    try {
+      this.log.commit(batch.write);
+    } catch (error) {
+      for (const stream of batch.touched.keys()) this.actors.delete(stream);
+      batch.touched.clear();
+      for (const [partition, seq] of batch.seqBefore) this.lastSeq.set(partition, seq);
+      const message = error instanceof Error ? error.message : String(error);
+      const failed = failure(makeError('SHARDLOG_COMMIT_FAILED', `commit failed: ${message}; nothing of this batch was written`, {}, error));
+      for (const index of batch.writing) replies[index] = failed;
+    }
+  }
+
+  /** Returns the reply, or the index of an earlier command of this batch it repeats. */
+  private handle(command: CommandEnvelope, batch: Batch, index: number): CommandReply | number {
+    const aggregate = this.aggregate(command.aggregate);
+    const stream = streamName(command.aggregate, command.id);
+    const partition = partitionOf(stream, this.config.partitions);
+    if (shardOf(partition, this.config.shards) !== this.config.shard) {
+      throw new Error(`partition ${partition} does not belong to shard ${this.config.shard}`);
+    }
+    const fingerprint = commandFingerprint(command);
+    const earlier = batch.seen.get(command.commandId);
+    if (earlier !== undefined) {
+      if (!earlier.fingerprint.equals(fingerprint)) throw keyReused(command.commandId);
+      return earlier.index;
+    }
+    const recorded = this.log.findCommand(command.commandId);
+    if (recorded !== undefined) {
+      if (!recorded.fingerprint.equals(fingerprint)) throw keyReused(command.commandId);
+      return decodeStored<CommandReply>(recorded.result);
+    }
+
+    const actor = batch.touched.get(stream) ?? this.actors.get(stream) ?? loadActor(this.log, aggregate, stream);
+    if (command.expectedVersion !== undefined && command.expectedVersion !== actor.version) {
+      throw makeError(
+        'SHARDLOG_VERSION_MISMATCH',
+        `${stream} is at version ${actor.version}, expected ${command.expectedVersion}`,
+        { actualVersion: actor.version, expectedVersion: command.expectedVersion },
+      );
+    }
+    const metadata = command.metadata ?? {};
+    const decision = decide(aggregate, actor.state, command.command, command.input, {
+      id: command.id,
+      commandId: command.commandId,
+      now: new Date(batch.now),
+      metadata,
+    });
+
+    let reply: CommandReply;
+    if (decision.kind === 'rejected') {
+      const { code, detail, data } = decision.rejection;
+      reply = { ok: false, error: serializeError(new RejectedError(code, detail, { ...data })) };
+    } else {
+      reply = { ok: true, result: this.append(aggregate, actor, partition, decision.events, batch, { ...metadata, commandId: command.commandId }) };
+    }
+    batch.seen.set(command.commandId, { fingerprint, index });
+    batch.writing.add(index);
+    batch.write.commands.push({ id: command.commandId, stream, fingerprint, result: encodeStored(reply), recorded_at: batch.now });
+    return reply;
+  }
+
+  private append(
+    aggregate: AnyAggregate,
+    actor: Actor,
+    partition: number,
+    events: { type: string; schemaVersion: number; data: unknown }[],
+    batch: Batch,
+    metadata: Record<string, unknown>,
+  ) {
+    if (events.length === 0) return { version: actor.version, position: null, events: [] };
+    let state: unknown;
+    try {
+      state = evolve(aggregate, actor.state, events);
+    } catch (error) {
+      // evolve may have mutated the cached state before throwing: reload it next time.
+      this.actors.delete(actor.stream);
+      batch.touched.delete(actor.stream);
+      const message = error instanceof Error ? error.message : String(error);
+      throw makeError('SHARDLOG_DECIDE_FAILED', `${aggregate.name}: evolve threw: ${message}`, { aggregate: aggregate.name }, error);
+    }
+    if (!batch.seqBefore.has(partition)) batch.seqBefore.set(partition, this.lastSeq.get(partition) ?? 0);
+    let seq = this.lastSeq.get(partition) ?? 0;
+    const previousVersion = actor.version;
+    const meta = encodeStored(metadata);
+    const replyEvents = events.map((event, offset) => {
+      seq += 1;
+      const version = previousVersion + offset + 1;
+      batch.write.events.push({
+        partition,
+        seq,
+        stream: actor.stream,
+        version,
+        type: event.type,
+        schema_version: event.schemaVersion,
+        data: encodeStored(event.data),
+        meta,
+        recorded_at: batch.now,
+      });
+      return { type: event.type, version };
+    });
+    this.lastSeq.set(partition, seq);
+    actor.state = state;
+    actor.version = previousVersion + events.length;
+    batch.touched.set(actor.stream, actor);
+    const every = aggregate.snapshotEvery;
+    if (every !== undefined && Math.floor(actor.version / every) > Math.floor(previousVersion / every)) {
+      batch.write.snapshots.push({ stream: actor.stream, version: actor.version, state: encodeStored(state), schema: aggregate.snapshotSchema });
+    }
+    return { version: actor.version, position: formatPosition(partition, seq), events: replyEvents };
+  }
+
+  private aggregate(name: string): AnyAggregate {
+    const aggregate = this.app.aggregateByName.get(name);
+    if (aggregate === undefined) throw makeError('SHARDLOG_UNKNOWN_AGGREGATE', `unknown aggregate "${name}"`, { aggregate: name });
+    return aggregate;
+  }
+}
+
+const replyPendingCommit: CommandReply = { ok: true, result: { version: 0, position: null, events: [] } };
+
+function commandFingerprint(command: CommandEnvelope): Buffer {
+  return createHash('sha256')
+    .update(`${command.aggregate}\0${command.id}\0${command.command}\0`)
+    .update(encodeStored(command.input))
+    .digest();
+}
+
+function keyReused(commandId: string): ShardlogError {
+  return makeError('SHARDLOG_IDEMPOTENCY_KEY_REUSED', `command id "${commandId}" was already used with another aggregate, command or input`, {
+    commandId,
+  });
+}
+
+function failure(error: unknown): CommandReply {
+  if (error instanceof ShardlogError) return { ok: false, error: serializeError(error) };
+  const message = error instanceof Error ? error.message : String(error);
+  return { ok: false, error: serializeError(makeError('SHARDLOG_DECIDE_FAILED', message)) };
+}

@@ -1,0 +1,58 @@
+import type { Database } from 'better-sqlite3';
+
+/**
+ * Numbered schema migrations of a shard log. `PRAGMA user_version` records how many have run;
+ * append new ones at the end, never edit a published one.
+ */
+const migrations: readonly string[] = [
+  `CREATE TABLE events (
+     partition INTEGER NOT NULL,
+     seq INTEGER NOT NULL,
+     stream TEXT NOT NULL,
+     version INTEGER NOT NULL,
+     type TEXT NOT NULL,
+     schema_version INTEGER NOT NULL,
+     data BLOB NOT NULL,
+     meta BLOB,
+     recorded_at INTEGER NOT NULL,
+     PRIMARY KEY (partition, seq),
+     UNIQUE (stream, version)
+   ) WITHOUT ROWID;
+   CREATE TABLE commands (
+     id TEXT PRIMARY KEY,
+     stream TEXT NOT NULL,
+     fingerprint BLOB NOT NULL,
+     result BLOB NOT NULL,
+     recorded_at INTEGER NOT NULL
+   ) WITHOUT ROWID;
+   CREATE INDEX commands_by_time ON commands (recorded_at);
+   CREATE TABLE snapshots (
+     stream TEXT PRIMARY KEY,
+     version INTEGER NOT NULL,
+     state BLOB NOT NULL,
+     schema TEXT NOT NULL
+   ) WITHOUT ROWID;
+   CREATE TABLE relay (
+     partition INTEGER PRIMARY KEY,
+     published_seq INTEGER NOT NULL
+   );
+   CREATE TABLE shard_meta (
+     key TEXT PRIMARY KEY,
+     value TEXT NOT NULL
+   ) WITHOUT ROWID;`,
+];
+
+export const schemaVersion = migrations.length;
+
+export function migrate(db: Database): void {
+  const current = db.pragma('user_version', { simple: true }) as number;
+  if (current > migrations.length) {
+    throw new Error(`shard log ${db.name} has schema version ${current}, newer than this Shardlog (${migrations.length}): upgrade Shardlog`);
+  }
+  for (let version = current; version < migrations.length; version++) {
+    db.transaction(() => {
+      db.exec(migrations[version]!);
+      db.pragma(`user_version = ${version + 1}`);
+    }).immediate();
+  }
+}

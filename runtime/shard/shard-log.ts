@@ -1,0 +1,177 @@
+import Database from 'better-sqlite3';
+import type { Durability } from '../protocol.ts';
+import { migrate } from './migrations.ts';
+
+export interface EventRow {
+  partition: number;
+  seq: number;
+  stream: string;
+  version: number;
+  type: string;
+  schema_version: number;
+  data: Buffer;
+  meta: Buffer | null;
+  recorded_at: number;
+}
+
+export interface CommandRow {
+  id: string;
+  stream: string;
+  fingerprint: Buffer;
+  result: Buffer;
+  recorded_at: number;
+}
+
+export interface SnapshotRow {
+  stream: string;
+  version: number;
+  state: Buffer;
+  schema: string;
+}
+
+/** Everything one group commit writes, in one transaction. */
+export interface BatchWrite {
+  events: EventRow[];
+  commands: CommandRow[];
+  snapshots: SnapshotRow[];
+}
+
+export interface ShardIdentity {
+  shard: number;
+  shards: number;
+  partitions: number;
+}
+
+/**
+ * One shard's SQLite log. Opened and used only by its owning thread, so every call is
+ * synchronous and no statement ever waits on a lock held by another writer.
+ */
+export class ShardLog {
+  private readonly db: Database.Database;
+  private readonly insertEvent;
+  private readonly insertCommand;
+  private readonly upsertSnapshot;
+  private readonly selectCommand;
+  private readonly selectSnapshot;
+  private readonly selectStreamAfter;
+  private readonly selectStreamRange;
+  private readonly selectStreamUntilTime;
+  private readonly selectPartitionAfter;
+  private readonly deleteOldCommands;
+  private readonly commitBatch: (batch: BatchWrite) => void;
+
+  constructor(file: string, durability: Durability, identity: ShardIdentity) {
+    this.db = new Database(file);
+    try {
+      this.db.pragma('journal_mode = WAL');
+      // FULL fsyncs the WAL on every commit; NORMAL fsyncs only at checkpoints, so a power
+      // loss (never a process crash) can roll back the most recent commits.
+      this.db.pragma(`synchronous = ${durability === 'fsync' ? 'FULL' : 'NORMAL'}`);
+      this.db.pragma('cache_size = -32768');
+      this.db.pragma('temp_store = MEMORY');
+      migrate(this.db);
+      this.checkIdentity(identity);
+    } catch (error) {
+      this.db.close();
+      throw error;
+    }
+    this.insertEvent = this.db.prepare<EventRow>(
+      `INSERT INTO events (partition, seq, stream, version, type, schema_version, data, meta, recorded_at)
+       VALUES (@partition, @seq, @stream, @version, @type, @schema_version, @data, @meta, @recorded_at)`,
+    );
+    this.insertCommand = this.db.prepare<CommandRow>(
+      'INSERT INTO commands (id, stream, fingerprint, result, recorded_at) VALUES (@id, @stream, @fingerprint, @result, @recorded_at)',
+    );
+    this.upsertSnapshot = this.db.prepare<SnapshotRow>(
+      `INSERT INTO snapshots (stream, version, state, schema) VALUES (@stream, @version, @state, @schema)
+       ON CONFLICT (stream) DO UPDATE SET version = excluded.version, state = excluded.state, schema = excluded.schema`,
+    );
+    this.selectCommand = this.db.prepare<[string], CommandRow>('SELECT * FROM commands WHERE id = ?');
+    this.selectSnapshot = this.db.prepare<[string], SnapshotRow>('SELECT * FROM snapshots WHERE stream = ?');
+    this.selectStreamAfter = this.db.prepare<[string, number, number], EventRow>(
+      'SELECT * FROM events WHERE stream = ? AND version > ? ORDER BY version LIMIT ?',
+    );
+    this.selectStreamRange = this.db.prepare<[string, number, number], EventRow>(
+      'SELECT * FROM events WHERE stream = ? AND version > ? AND version <= ? ORDER BY version',
+    );
+    this.selectStreamUntilTime = this.db.prepare<[string, number], EventRow>(
+      'SELECT * FROM events WHERE stream = ? AND recorded_at <= ? ORDER BY version',
+    );
+    this.selectPartitionAfter = this.db.prepare<[number, number, number], EventRow>(
+      'SELECT * FROM events WHERE partition = ? AND seq > ? ORDER BY seq LIMIT ?',
+    );
+    this.deleteOldCommands = this.db.prepare<[number, number]>(
+      'DELETE FROM commands WHERE id IN (SELECT id FROM commands WHERE recorded_at < ? LIMIT ?)',
+    );
+    this.commitBatch = this.db.transaction((batch: BatchWrite) => {
+      for (const event of batch.events) this.insertEvent.run(event);
+      for (const command of batch.commands) this.insertCommand.run(command);
+      for (const snapshot of batch.snapshots) this.upsertSnapshot.run(snapshot);
+    });
+  }
+
+  /** A log belongs to one shard of one layout: opening it under another is refused. */
+  private checkIdentity(identity: ShardIdentity): void {
+    const rows = this.db.prepare<[], { key: string; value: string }>('SELECT key, value FROM shard_meta').all();
+    const stored = new Map(rows.map((row) => [row.key, row.value]));
+    const wanted = new Map(Object.entries(identity).map(([key, value]) => [key, String(value)]));
+    if (stored.size === 0) {
+      const insert = this.db.prepare('INSERT INTO shard_meta (key, value) VALUES (?, ?)');
+      this.db.transaction(() => {
+        for (const [key, value] of wanted) insert.run(key, value);
+      })();
+      return;
+    }
+    for (const [key, value] of wanted) {
+      if (stored.get(key) !== value) {
+        throw new Error(`shard log ${this.db.name} was written with ${key}=${stored.get(key)}, opened with ${key}=${value}`);
+      }
+    }
+  }
+
+  /** The highest seq of every partition that has events. */
+  lastSeqs(): Map<number, number> {
+    const rows = this.db
+      .prepare<[], { partition: number; seq: number }>('SELECT partition, MAX(seq) AS seq FROM events GROUP BY partition')
+      .all();
+    return new Map(rows.map((row) => [row.partition, row.seq]));
+  }
+
+  /** Writes the whole batch in one transaction (and, with `fsync`, one fsync), or nothing. */
+  commit(batch: BatchWrite): void {
+    this.commitBatch(batch);
+  }
+
+  findCommand(id: string): CommandRow | undefined {
+    return this.selectCommand.get(id);
+  }
+
+  snapshot(stream: string): SnapshotRow | undefined {
+    return this.selectSnapshot.get(stream);
+  }
+
+  streamEventsAfter(stream: string, afterVersion: number, limit = Number.MAX_SAFE_INTEGER): EventRow[] {
+    return this.selectStreamAfter.all(stream, afterVersion, limit);
+  }
+
+  streamEventsBetween(stream: string, afterVersion: number, untilVersion: number): IterableIterator<EventRow> {
+    return this.selectStreamRange.iterate(stream, afterVersion, untilVersion);
+  }
+
+  streamEventsUntilTime(stream: string, recordedAtMost: number): IterableIterator<EventRow> {
+    return this.selectStreamUntilTime.iterate(stream, recordedAtMost);
+  }
+
+  partitionEventsAfter(partition: number, afterSeq: number, limit: number): EventRow[] {
+    return this.selectPartitionAfter.all(partition, afterSeq, limit);
+  }
+
+  /** Deletes at most `limit` command records older than the cutoff; returns how many. */
+  pruneCommands(recordedBefore: number, limit: number): number {
+    return this.deleteOldCommands.run(recordedBefore, limit).changes;
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+}

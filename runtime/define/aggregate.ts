@@ -101,4 +101,4 @@ export function defineAggregate<
 }
 
 /** The state type of a defined aggregate. */
-export type StateOf<A> = A extends Aggregate<string, infer State> ? State : never;
+export type StateOf<A> = A extends { initialState: () => infer State } ? State : never;

@@ -61,7 +61,9 @@ export class ShardLog {
   private readonly commitBatch: (batch: BatchWrite) => void;
 
   constructor(file: string, durability: Durability, identity: ShardIdentity) {
-    this.db = new Database(file);
+    // This thread is the only writer; a lock held elsewhere (a backup tool, a stray process)
+    // fails the commit after a second rather than stalling the shard.
+    this.db = new Database(file, { timeout: 1_000 });
     try {
       this.db.pragma('journal_mode = WAL');
       // FULL fsyncs the WAL on every commit; NORMAL fsyncs only at checkpoints, so a power

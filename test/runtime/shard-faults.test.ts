@@ -1,0 +1,99 @@
+import Database from 'better-sqlite3';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createRuntime, RetryableError, type Runtime, type RuntimeOptions } from '../../runtime/index.ts';
+import probeApp from '../fixtures/probe-app.ts';
+import { makeTempDir, silentLogger, waitFor } from '../support/temp-dir.ts';
+
+let cleanup: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const step of cleanup.reverse()) await step();
+  cleanup = [];
+});
+
+type ProbeRuntime = Runtime<typeof probeApp>;
+
+async function probeRuntime(options: Partial<RuntimeOptions<typeof probeApp>> = {}) {
+  const temp = makeTempDir();
+  const runtime = await createRuntime({ app: probeApp, dataDir: temp.dir, partitions: 1, shards: 1, logger: silentLogger, ...options });
+  cleanup.push(temp.remove, () => runtime.close());
+  return { runtime, dir: temp.dir };
+}
+
+const touch = (runtime: ProbeRuntime, id: string) => runtime.dispatch({ aggregate: 'probe', id, command: 'touch', input: {} });
+
+describe('a failing decide', () => {
+  it('fails only its own command when it throws', async () => {
+    const { runtime } = await probeRuntime();
+    const [before, buggy, after] = await Promise.allSettled([
+      touch(runtime, 'a'),
+      runtime.dispatch({ aggregate: 'probe', id: 'b', command: 'buggy', input: {} }),
+      touch(runtime, 'a'),
+    ]);
+    expect(before).toMatchObject({ status: 'fulfilled', value: { version: 1 } });
+    expect(buggy).toMatchObject({ status: 'rejected', reason: { code: 'SHARDLOG_DECIDE_FAILED', message: expect.stringContaining('bug in decide') } });
+    expect(after).toMatchObject({ status: 'fulfilled', value: { version: 2 } });
+  });
+
+  it('refuses an event that fails its own schema, writing nothing', async () => {
+    const { runtime } = await probeRuntime();
+    await expect(runtime.dispatch({ aggregate: 'probe', id: 'a', command: 'invalid', input: {} })).rejects.toMatchObject({ code: 'SHARDLOG_INVALID_EVENT' });
+    expect((await runtime.state({ aggregate: 'probe', id: 'a' })).version).toBe(0);
+  });
+});
+
+describe('a shard thread that dies', () => {
+  it('fails its in-flight commands as outcome-unknown, restarts, and serves again', async () => {
+    const { runtime } = await probeRuntime({ restart: { initialDelayMs: 20 } });
+    await touch(runtime, 'a');
+    const retriedTouch = { aggregate: 'probe', id: 'a', command: 'touch', input: {}, commandId: 'touch-2' } as const;
+    const inFlight = await Promise.allSettled([runtime.dispatch(retriedTouch), runtime.dispatch({ aggregate: 'probe', id: 'x', command: 'crash', input: {} })]);
+    for (const result of inFlight) {
+      expect(result).toMatchObject({ status: 'rejected', reason: { code: 'SHARDLOG_OUTCOME_UNKNOWN' } });
+      expect((result as PromiseRejectedResult).reason).toBeInstanceOf(RetryableError);
+    }
+    expect(runtime.stats()[0]).toMatchObject({ crashes: 1 });
+    // Whether or not the batch committed before the thread died, a retry with the same
+    // command id applies the touch exactly once.
+    expect((await runtime.dispatch(retriedTouch)).version).toBe(2);
+    expect((await touch(runtime, 'a')).version).toBe(3);
+    expect(runtime.stats()[0]?.status).toBe('serving');
+  });
+
+  it('is restarted after running out of memory under its heap cap', async () => {
+    const { runtime } = await probeRuntime({ shardMemoryMb: 48, restart: { initialDelayMs: 20 } });
+    await expect(runtime.dispatch({ aggregate: 'probe', id: 'x', command: 'hog', input: {} })).rejects.toMatchObject({ code: 'SHARDLOG_OUTCOME_UNKNOWN' });
+    expect((await touch(runtime, 'a')).version).toBe(1);
+  });
+
+  it('is left down, failing fast, after it keeps dying', async () => {
+    const { runtime } = await probeRuntime({ restart: { maxCrashes: 2, initialDelayMs: 5, maxDelayMs: 20 } });
+    for (let crash = 0; crash < 3; crash++) {
+      await expect(runtime.dispatch({ aggregate: 'probe', id: 'x', command: 'crash', input: {} })).rejects.toMatchObject({ code: 'SHARDLOG_OUTCOME_UNKNOWN' });
+    }
+    await waitFor(() => runtime.stats()[0]?.status === 'unavailable');
+    await expect(touch(runtime, 'a')).rejects.toMatchObject({ code: 'SHARDLOG_SHARD_UNAVAILABLE' });
+    await expect(runtime.state({ aggregate: 'probe', id: 'a' })).rejects.toMatchObject({ code: 'SHARDLOG_SHARD_UNAVAILABLE' });
+  });
+});
+
+describe('a failed commit', () => {
+  it('fails the batch with a retryable error, reverts its actors, and loses nothing after', async () => {
+    const { runtime, dir } = await probeRuntime();
+    await touch(runtime, 'a');
+    // Another connection holding the write lock makes the shard's commit fail, as an I/O error would.
+    const intruder = new Database(join(dir, 'shards', '0.db'));
+    cleanup.push(() => {
+      if (intruder.open) intruder.close();
+    });
+    intruder.exec('BEGIN IMMEDIATE');
+    const failed = await Promise.allSettled([touch(runtime, 'a'), touch(runtime, 'b')]);
+    for (const result of failed) expect(result).toMatchObject({ status: 'rejected', reason: { code: 'SHARDLOG_COMMIT_FAILED' } });
+    intruder.exec('ROLLBACK');
+    intruder.close();
+    expect((await touch(runtime, 'a')).version).toBe(2);
+    expect((await touch(runtime, 'b')).version).toBe(1);
+    const { events } = await runtime.partitionEvents({ partition: 0 });
+    expect(events.map((event) => event.position)).toEqual(['0:1', '0:2', '0:3']);
+  });
+});

@@ -1,0 +1,221 @@
+/**
+ * `npm run bench -- core`: the engine on the bank workload, beside the limits that bound it,
+ * all measured in this one run: raw better-sqlite3 writing the same rows in transactions of
+ * the batch size the runtime used, and Emmett's SQLite event store on the same workload.
+ * Knobs: BENCH_SECONDS (measured seconds per closed-loop run, default 10),
+ * BENCH_MEMORY_ACCOUNTS (default 1,000,000), BENCH_SKIP_MEMORY=1, BENCH_SKIP_PEER=1.
+ */
+import Database from 'better-sqlite3';
+import { execFileSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Bench } from 'tinybench';
+import app from '../actors/app.ts';
+import { account } from '../actors/bank/account.ts';
+import { decodeStored, decodeWire, encodeStored, encodeWire } from '../runtime/codec.ts';
+import { decide, evolve } from '../runtime/define/execute.ts';
+import { createRuntime, type Durability } from '../runtime/index.ts';
+import { migrate } from '../runtime/shard/migrations.ts';
+import { ShardLog, type BatchWrite } from '../runtime/shard/shard-log.ts';
+import { benchEmmettBank, probeEmmettConfigurations } from './peers/emmett.ts';
+import { round } from './support/latency.ts';
+import { closedLoop, openLoop } from './support/load.ts';
+import { envNumber, report, type ResultRow } from './support/results.ts';
+
+const accounts = 1_000;
+const inFlight = 64;
+const durationMs = envNumber('BENCH_SECONDS', 10) * 1_000;
+const warmupMs = Math.min(3_000, durationMs / 3);
+const quiet = { warn: () => undefined, error: () => undefined };
+
+function tempDir(): { dir: string; remove: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), 'shardlog-bench-'));
+  return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** The pieces every command goes through, each alone. */
+async function hotPieces(): Promise<ResultRow[]> {
+  const state = { status: 'open' as const, owner: 'ada', balance: 10 };
+  const ctx = { id: 'acc-1', commandId: 'c', now: new Date(), metadata: {} };
+  const payload = { amount: 42 };
+  const stored = encodeStored(payload);
+  const batch = {
+    type: 'commands',
+    commands: Array.from({ length: 64 }, (_, index) => ({ commandId: randomUUID(), aggregate: 'account', id: `acc-${index}`, command: 'deposit', input: payload })),
+  };
+  const wire = encodeWire(batch);
+  const temp = tempDir();
+  const log = new ShardLog(join(temp.dir, 'append.db'), 'fsync', { shard: 0, shards: 1, partitions: 1 });
+  let seq = 0;
+  const appendBatch = (): BatchWrite => {
+    const now = Date.now();
+    const write: BatchWrite = { events: [], commands: [], snapshots: [] };
+    for (let index = 0; index < 64; index++) {
+      seq += 1;
+      write.events.push({ partition: 0, seq, stream: `account/acc-${seq}`, version: 1, type: 'Deposited', schema_version: 1, data: stored, meta: stored, recorded_at: now });
+      write.commands.push({ id: randomUUID(), stream: `account/acc-${seq}`, fingerprint: stored, result: stored, recorded_at: now });
+    }
+    return write;
+  };
+
+  const bench = new Bench({ time: 1_000, warmupTime: 200 });
+  bench
+    .add('decide + evolve (deposit)', () => {
+      const decision = decide(account, state, 'deposit', payload, ctx);
+      if (decision.kind === 'events') evolve(account, state, decision.events);
+    })
+    .add('codec: event payload encode + decode', () => decodeStored(encodeStored(payload)))
+    .add('codec: 64-command batch encode + decode', () => decodeWire(encodeWire(batch)))
+    .add('codec: 64-command batch decode', () => decodeWire(wire))
+    .add('append: one 64-command batch (fsync)', () => log.commit(appendBatch()));
+  await bench.run();
+  log.close();
+  temp.remove();
+  return bench.tasks.map((task) => {
+    const result = task.result as { throughput?: { mean: number }; latency?: { p50?: number; p99?: number } } | undefined;
+    return {
+      name: `hot: ${task.name}`,
+      opsPerSec: round(result?.throughput?.mean ?? 0, 0),
+      p50Ms: round(result?.latency?.p50 ?? Number.NaN, 4),
+      p99Ms: round(result?.latency?.p99 ?? Number.NaN, 4),
+    };
+  });
+}
+
+interface RuntimeRun {
+  row: ResultRow;
+  meanBatch: number;
+}
+
+/** The bank workload through the runtime: 1,000 accounts, deposits, 64 in flight. */
+async function runtimeClosedLoop(durability: Durability): Promise<RuntimeRun & { openLoops: ResultRow[] }> {
+  const temp = tempDir();
+  const runtime = await createRuntime({ app, dataDir: temp.dir, durability, logger: quiet });
+  try {
+    await Promise.all(Array.from({ length: accounts }, (_, id) => runtime.dispatch({ aggregate: 'account', id: `acc-${id}`, command: 'open', input: { owner: 'bench' } })));
+    const deposit = () => runtime.dispatch({ aggregate: 'account', id: `acc-${Math.floor(Math.random() * accounts)}`, command: 'deposit', input: { amount: 1 } });
+    const before = runtime.stats();
+    const result = await closedLoop(deposit, { inFlight, warmupMs, durationMs });
+    const after = runtime.stats();
+    const batches = after.reduce((sum, shard) => sum + shard.batches, 0) - before.reduce((sum, shard) => sum + shard.batches, 0);
+    const commands = after.reduce((sum, shard) => sum + shard.commands, 0) - before.reduce((sum, shard) => sum + shard.commands, 0);
+    const meanBatch = commands / Math.max(1, batches);
+    const openLoops: ResultRow[] = [];
+    if (durability === 'fsync') {
+      for (const share of [0.5, 0.8]) {
+        const ratePerSec = Math.max(1, Math.round(result.opsPerSec * share));
+        const open = await openLoop(deposit, { ratePerSec, durationMs: Math.max(3_000, durationMs / 2) });
+        openLoops.push({
+          name: `core open-loop ${share * 100}% of max (${ratePerSec}/s, fsync)`,
+          opsPerSec: round(open.opsPerSec, 0),
+          ...open.latencies.summary(),
+          failures: open.failures,
+          dropped: open.dropped,
+        });
+      }
+    }
+    return {
+      row: {
+        name: `core bank deposits, ${inFlight} in flight (${durability})`,
+        opsPerSec: round(result.opsPerSec, 0),
+        ...result.latencies.summary(),
+        failures: result.failures,
+        meanBatch: round(meanBatch, 1),
+        shards: runtime.shards,
+      },
+      meanBatch,
+      openLoops,
+    };
+  } finally {
+    await runtime.close();
+    temp.remove();
+  }
+}
+
+/**
+ * The raw limit: better-sqlite3 alone, same schema, same rows per command (one event, one
+ * command record), same WAL durability, in transactions of the runtime's mean batch size.
+ */
+function rawSqlite(durability: Durability, batchSize: number): ResultRow {
+  const temp = tempDir();
+  const db = new Database(join(temp.dir, 'raw.db'));
+  db.pragma('journal_mode = WAL');
+  db.pragma(`synchronous = ${durability === 'fsync' ? 'FULL' : 'NORMAL'}`);
+  migrate(db);
+  const insertEvent = db.prepare(
+    'INSERT INTO events (partition, seq, stream, version, type, schema_version, data, meta, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+  );
+  const insertCommand = db.prepare('INSERT INTO commands (id, stream, fingerprint, result, recorded_at) VALUES (?, ?, ?, ?, ?)');
+  const data = encodeStored({ amount: 1 });
+  const meta = encodeStored({ commandId: randomUUID() });
+  const fingerprint = Buffer.alloc(32, 7);
+  const result = encodeStored({ ok: true, result: { version: 12, position: '17:1234', events: [{ type: 'Deposited', version: 12 }] } });
+  const versions = new Map<number, number>();
+  let seq = 0;
+  const transaction = db.transaction((size: number) => {
+    const now = Date.now();
+    for (let index = 0; index < size; index++) {
+      const account = Math.floor(Math.random() * accounts);
+      const version = (versions.get(account) ?? 0) + 1;
+      versions.set(account, version);
+      seq += 1;
+      insertEvent.run(0, seq, `account/acc-${account}`, version, 'Deposited', 1, data, meta, now);
+      insertCommand.run(randomUUID(), `account/acc-${account}`, fingerprint, result, now);
+    }
+  });
+  const size = Math.max(1, Math.round(batchSize));
+  const ends = performance.now() + durationMs;
+  const started = performance.now();
+  let commands = 0;
+  while (performance.now() < ends) {
+    transaction(size);
+    commands += size;
+  }
+  const seconds = (performance.now() - started) / 1_000;
+  db.close();
+  temp.remove();
+  return { name: `raw better-sqlite3, ${size} rows/tx (${durability})`, opsPerSec: round(commands / seconds, 0), p50Ms: Number.NaN, p99Ms: Number.NaN };
+}
+
+function memory(): Record<string, unknown> | undefined {
+  if (process.env.BENCH_SKIP_MEMORY === '1') return undefined;
+  const script = fileURLToPath(new URL('./core-memory.ts', import.meta.url));
+  const output = execFileSync(process.execPath, ['--import', 'tsx', script], { encoding: 'utf8', env: process.env, maxBuffer: 1 << 20 });
+  return JSON.parse(output.trim().split('\n').at(-1)!) as Record<string, unknown>;
+}
+
+export async function runCore(): Promise<void> {
+  const rows: ResultRow[] = [];
+  rows.push(...(await hotPieces()));
+  const fsync = await runtimeClosedLoop('fsync');
+  const relaxed = await runtimeClosedLoop('relaxed');
+  const rawFsync = rawSqlite('fsync', fsync.meanBatch);
+  const rawRelaxed = rawSqlite('relaxed', relaxed.meanBatch);
+  rows.push(fsync.row, ...fsync.openLoops, relaxed.row, rawFsync, rawRelaxed);
+
+  let emmett: Awaited<ReturnType<typeof benchEmmettBank>> | undefined;
+  let emmettProbes: Awaited<ReturnType<typeof probeEmmettConfigurations>> | undefined;
+  if (process.env.BENCH_SKIP_PEER !== '1') {
+    const temp = tempDir();
+    try {
+      emmettProbes = await probeEmmettConfigurations({ dir: join(temp.dir, 'probes'), accounts: 100, inFlight, commands: 500, timeoutMs: 15_000 });
+      emmett = await benchEmmettBank({ dir: join(temp.dir, 'bench'), accounts, inFlight, durationMs, warmupMs });
+    } finally {
+      temp.remove();
+    }
+    rows.push({ name: `peer: ${emmett.name} (${emmett.config})`, opsPerSec: emmett.opsPerSec, p50Ms: emmett.p50Ms, p99Ms: emmett.p99Ms, correct: emmett.correct });
+  }
+  const memoryResult = memory();
+  report('core', rows, {
+    ratios: {
+      core_vs_raw_sqlite: round(fsync.row.opsPerSec / rawFsync.opsPerSec, 3),
+      core_vs_raw_sqlite_relaxed: round(relaxed.row.opsPerSec / rawRelaxed.opsPerSec, 3),
+      core_vs_emmett: emmett === undefined ? null : round(fsync.row.opsPerSec / emmett.opsPerSec, 1),
+    },
+    ...(emmett === undefined ? {} : { peer: { config: emmett.config, correct: emmett.correct, notes: emmett.notes, probes: emmettProbes } }),
+    ...(memoryResult === undefined ? {} : { memory: memoryResult }),
+  });
+}

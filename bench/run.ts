@@ -1,0 +1,14 @@
+/** `npm run bench -- <suite…>`: runs the named suites (default: all that exist). */
+import { runCore } from './core.bench.ts';
+
+const suites: Record<string, () => Promise<void>> = { core: runCore };
+const asked = process.argv.slice(2);
+const unknown = asked.filter((name) => !(name in suites));
+if (unknown.length > 0) {
+  console.error(`unknown suite ${unknown.join(', ')}: choose from ${Object.keys(suites).join(', ')}`);
+  process.exit(2);
+}
+for (const name of asked.length > 0 ? asked : Object.keys(suites)) {
+  console.log(`\n## ${name}`);
+  await suites[name]!();
+}

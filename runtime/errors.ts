@@ -32,6 +32,11 @@ export const errorCodes = {
     retryable: false,
     doc: 'The data directory was created with other settings (partition count, shard count or format) than the ones given.',
   },
+  SHARDLOG_DATA_DIR_LOCKED: {
+    status: 500,
+    retryable: false,
+    doc: 'Another live process (or another runtime in this one) has the data directory open; its pid is in <data>/LOCK.',
+  },
   SHARDLOG_INTERNAL: { status: 500, retryable: false, doc: 'An unexpected failure inside Shardlog; the message says what. Please report it.' },
   SHARDLOG_INVALID_CONFIG: { status: 500, retryable: false, doc: 'An option passed to createRuntime is out of range.' },
 } as const satisfies Record<string, { status: number; retryable: boolean; doc: string }>;

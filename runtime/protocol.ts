@@ -7,6 +7,8 @@ import type { SerializedError } from './errors.ts';
 
 export interface CommandEnvelope {
   commandId: string;
+  /** The host generated commandId just now, so no earlier record of it can exist. */
+  freshId?: true;
   aggregate: string;
   id: string;
   command: string;

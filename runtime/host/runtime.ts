@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import type { z } from 'zod';
@@ -9,6 +10,7 @@ import { makeError } from '../errors.ts';
 import { assertValidId, partitionOf, shardOf, streamName } from '../partitioning.ts';
 import type { CommandResult, Durability, StoredEvent } from '../protocol.ts';
 import { openDataDir } from './data-dir.ts';
+import { DataDirLock } from './data-dir-lock.ts';
 import { ShardHost, type RestartPolicy, type RuntimeLogger, type ShardStats } from './shard-host.ts';
 
 export interface RuntimeOptions<A extends App = App> {
@@ -103,6 +105,7 @@ export class Runtime<A extends App = App> {
     readonly partitions: number,
     private readonly hosts: ShardHost[],
     private readonly retentionMs: number,
+    private readonly lock: DataDirLock,
   ) {
     const every = Math.max(1_000, Math.min(retentionMs / 4, 10 * 60_000));
     this.pruneTimer = setInterval(() => void this.pruneCommands().catch(() => undefined), every).unref();
@@ -154,6 +157,7 @@ export class Runtime<A extends App = App> {
     return host
       .submit({
         commandId,
+        ...(request.commandId === undefined ? { freshId: true as const } : {}),
         aggregate: request.aggregate,
         id: request.id,
         command: request.command,
@@ -235,6 +239,7 @@ export class Runtime<A extends App = App> {
     this.closed = true;
     clearInterval(this.pruneTimer);
     await Promise.all(this.hosts.map((host) => host.close()));
+    this.lock.release();
   }
 
   private aggregate(name: string): AnyAggregate {
@@ -279,6 +284,17 @@ export async function createRuntime<A extends App>(options: RuntimeOptions<A>): 
     throw makeError('SHARDLOG_INVALID_CONFIG', `durability must be "fsync" or "relaxed", got "${String(durability)}"`);
   }
   const dataDir = resolve(options.dataDir);
+  mkdirSync(dataDir, { recursive: true });
+  const lock = DataDirLock.acquire(dataDir);
+  try {
+    return await startRuntime(options, dataDir, durability, lock);
+  } catch (error) {
+    lock.release();
+    throw error;
+  }
+}
+
+async function startRuntime<A extends App>(options: RuntimeOptions<A>, dataDir: string, durability: Durability, lock: DataDirLock): Promise<Runtime<A>> {
   const meta = openDataDir(
     dataDir,
     {
@@ -298,6 +314,7 @@ export async function createRuntime<A extends App>(options: RuntimeOptions<A>): 
         worker: { shard, shards: meta.shards, partitions: meta.partitions, dataDir, appModule: options.app.module, durability, maxLiveActors },
         maxQueuedCommands,
         maxBatchSize,
+        maxBatchesInFlight: Number(process.env.SHARDLOG_BATCHES_IN_FLIGHT ?? 1),
         maxOldGenerationSizeMb: options.shardMemoryMb,
         restart: { ...defaultRestart, ...options.restart },
         logger: options.logger ?? consoleLogger,
@@ -309,5 +326,5 @@ export async function createRuntime<A extends App>(options: RuntimeOptions<A>): 
     await Promise.allSettled(hosts.map((host) => host.close()));
     throw failed.reason;
   }
-  return new Runtime(options.app, meta.partitions, hosts, retentionMs);
+  return new Runtime(options.app, meta.partitions, hosts, retentionMs, lock);
 }

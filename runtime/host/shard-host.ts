@@ -9,6 +9,8 @@ export interface ShardHostOptions {
   maxQueuedCommands: number;
   /** The most commands one batch (one transaction) takes. */
   maxBatchSize: number;
+  /** Batches sent to the thread and not yet answered; more overlap the threads, fewer grow batches. */
+  maxBatchesInFlight: number;
   /** Heap cap of the shard thread; past it the thread dies and is restarted. */
   maxOldGenerationSizeMb?: number | undefined;
   restart: RestartPolicy;
@@ -54,7 +56,7 @@ const workerEntry = new URL(import.meta.url.endsWith('.ts') ? '../shard/ts-entry
 export class ShardHost {
   private pool: Piscina;
   private queue: PendingCommand[] = [];
-  private batchInFlight = false;
+  private batchesInFlight = 0;
   private flushScheduled = false;
   private readonly pendingReads = new Set<Promise<unknown>>();
   private resumeAt = 0;
@@ -138,13 +140,13 @@ export class ShardHost {
 
   private flush(): void {
     this.flushScheduled = false;
-    if (this.batchInFlight || this.queue.length === 0 || this.status === 'unavailable') return;
+    if (this.batchesInFlight >= this.options.maxBatchesInFlight || this.queue.length === 0 || this.status === 'unavailable') return;
     if (Date.now() < this.resumeAt) {
       this.scheduleFlush();
       return;
     }
     const batch = this.queue.splice(0, this.options.maxBatchSize);
-    this.batchInFlight = true;
+    this.batchesInFlight += 1;
     this.counters.batches += 1;
     this.counters.commands += batch.length;
     this.run({ type: 'commands', commands: batch.map((pending) => pending.envelope) })
@@ -162,7 +164,7 @@ export class ShardHost {
         },
       )
       .finally(() => {
-        this.batchInFlight = false;
+        this.batchesInFlight -= 1;
         if (this.queue.length > 0) this.scheduleFlush();
         else this.notifyIdle();
       });
@@ -212,12 +214,12 @@ export class ShardHost {
   }
 
   private notifyIdle(): void {
-    if (this.batchInFlight || this.queue.length > 0) return;
+    if (this.batchesInFlight > 0 || this.queue.length > 0) return;
     for (const resolve of this.idleWaiters.splice(0)) resolve();
   }
 
   private async drained(): Promise<void> {
-    if (!this.batchInFlight && this.queue.length === 0) return;
+    if (this.batchesInFlight === 0 && this.queue.length === 0) return;
     await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
   }
 

@@ -97,7 +97,7 @@ export class GroupCommit {
       if (!earlier.fingerprint.equals(fingerprint)) throw keyReused(command.commandId);
       return earlier.index;
     }
-    const recorded = this.log.findCommand(command.commandId);
+    const recorded = command.freshId ? undefined : this.log.findCommand(command.commandId);
     if (recorded !== undefined) {
       if (!recorded.fingerprint.equals(fingerprint)) throw keyReused(command.commandId);
       return decodeStored<CommandReply>(recorded.result);

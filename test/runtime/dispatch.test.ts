@@ -1,3 +1,5 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import app from '../../actors/app.ts';
 import { createRuntime, RejectedError, RetryableError, ShardlogError } from '../../runtime/index.ts';
@@ -237,6 +239,18 @@ describe('lifecycle', () => {
     await expect(createRuntime({ app, dataDir: temp.dir, shards: 3, logger: silentLogger })).rejects.toMatchObject({
       code: 'SHARDLOG_DATA_DIR_MISMATCH',
     });
+  });
+
+  it('refuses a second runtime on a data dir in use, and takes over a dead holder\'s lock', async () => {
+    const started = await startBank();
+    cleanup.push(started.stop);
+    await expect(createRuntime({ app, dataDir: started.dir, logger: silentLogger })).rejects.toMatchObject({ code: 'SHARDLOG_DATA_DIR_LOCKED' });
+    const other = makeTempDir();
+    cleanup.push(async () => other.remove());
+    writeFileSync(join(other.dir, 'LOCK'), '999999999\n');
+    const runtime = await createRuntime({ app, dataDir: other.dir, logger: silentLogger });
+    cleanup.push(() => runtime.close());
+    expect(readFileSync(join(other.dir, 'LOCK'), 'utf8')).toBe(`${process.pid}\n`);
   });
 
   it('lets accepted commands commit when closed under load', async () => {

@@ -257,6 +257,8 @@ function amountOf(dataJson: string): number {
   return typeof data === 'object' && data !== null && 'amount' in data && typeof data.amount === 'number' ? data.amount : NaN;
 }
 
+type AckSnapshot = { acked: number; uncommitted: number };
+
 function readCommitted<Row>(fileName: string, query: string): Promise<Row[]> {
   return withConnection(fileName, (connection) => connection.query<Row>(query));
 }
@@ -266,17 +268,22 @@ function readCommitted<Row>(fileName: string, query: string): Promise<Row[]> {
  * connection sees as committed. Commits landing between the two only hide violations, so a
  * non-zero count is proof of acknowledgements given before commit.
  */
-async function uncommittedAcks(fileName: string, ledger: Ledger): Promise<{ acked: number; uncommitted: number }> {
+async function uncommittedAcks(fileName: string, ledger: Ledger): Promise<AckSnapshot | undefined> {
   const acked = ledger.acknowledged();
-  const rows = await readCommitted<{ message_metadata: string }>(
-    fileName,
-    `SELECT message_metadata FROM ${messagesTable.name} WHERE message_type = 'Deposited'`,
-  );
-  const committed = new Set(rows.map((row) => commandIdOf(row.message_metadata)));
-  return { acked: acked.length, uncommitted: acked.filter((commandId) => !committed.has(commandId)).length };
+  try {
+    const rows = await readCommitted<{ message_metadata: string }>(
+      fileName,
+      `SELECT message_metadata FROM ${messagesTable.name} WHERE message_type = 'Deposited'`,
+    );
+    const committed = new Set(rows.map((row) => commandIdOf(row.message_metadata)));
+    return { acked: acked.length, uncommitted: acked.filter((commandId) => !committed.has(commandId)).length };
+  } catch {
+    // Runs unawaited until the end of the run; a failed check is reported, never an unhandled rejection.
+    return undefined;
+  }
 }
 
-function describeAcks(snapshot: { acked: number; uncommitted: number } | undefined): string {
+function describeAcks(snapshot: AckSnapshot | undefined): string {
   if (snapshot === undefined) return 'mid-run commit check did not complete';
   if (snapshot.uncommitted === 0) return `all ${snapshot.acked} deposits acknowledged by mid-run were committed`;
   return `${snapshot.uncommitted}/${snapshot.acked} deposits acknowledged by mid-run were not yet committed`;
@@ -407,7 +414,7 @@ async function runProbe(spec: ProbeSpec, options: ProbeOptions, logged: Tally): 
   const { store, close } = openStore(fileName, spec.mode);
   const ledger = new Ledger();
   let stopped = false;
-  let ackCheck: Promise<Deadline<{ acked: number; uncommitted: number }>> | undefined;
+  let ackCheck: Promise<Deadline<AckSnapshot | undefined>> | undefined;
   const started = performance.now();
 
   const running = depositLoop({
@@ -441,10 +448,11 @@ async function runProbe(spec: ProbeSpec, options: ProbeOptions, logged: Tally): 
   parts.push(ledger.failures.total > 0 ? `failed ${ledger.failures.total}: ${ledger.failures.toString()}` : 'no failures');
   if (logged.total > 0) parts.push(`Emmett logged ${logged.toString()}`);
   const acks = ackCheck === undefined ? undefined : await ackCheck;
-  if (acks !== undefined) parts.push(describeAcks(acks.settled ? acks.value : undefined));
+  const ackSnapshot = acks?.settled ? acks.value : undefined;
+  if (acks !== undefined) parts.push(describeAcks(ackSnapshot));
   const check = await within(verify(fileName, options.accounts, ledger), options.timeoutMs);
   const problems = check.settled ? check.value : ['verification timed out'];
-  if (acks?.settled && acks.value.uncommitted > 0) problems.unshift('acknowledged before commit');
+  if (ackSnapshot !== undefined && ackSnapshot.uncommitted > 0) problems.unshift('acknowledged before commit');
 
   const verdict = !run.settled ? 'HUNG' : problems.length > 0 ? 'INCORRECT' : ledger.failures.total > 0 ? 'FAILING' : 'correct';
   const detail = problems.length > 0 ? `; ${problems.join('; ')}` : run.settled ? '' : '; committed data consistent';
@@ -516,7 +524,7 @@ export async function benchEmmettBank(options: {
   const measureFrom = performance.now() + options.warmupMs;
   const measureUntil = measureFrom + options.durationMs;
   let lastSettled = measureFrom;
-  let ackCheck: Promise<{ acked: number; uncommitted: number }> | undefined;
+  let ackCheck: Promise<AckSnapshot | undefined> | undefined;
   try {
     await depositLoop({
       store,

@@ -1,6 +1,6 @@
 import { describe, expect, expectTypeOf, it } from 'vitest';
 import { z } from 'zod';
-import { account } from '../../actors/bank/account.ts';
+import type { account } from '../../actors/bank/account.ts';
 import { defineAggregate, given, reject, type StateOf } from '../../runtime/index.ts';
 
 const counter = defineAggregate({

@@ -7,7 +7,7 @@ import { partitionOf } from '../../runtime/partitioning.ts';
 import { startBank, type BankRuntime } from '../support/runtime.ts';
 import { makeTempDir, silentLogger } from '../support/temp-dir.ts';
 
-let cleanup: (() => Promise<void>)[] = [];
+let cleanup: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
   for (const step of cleanup.reverse()) await step();
   cleanup = [];
@@ -210,7 +210,7 @@ describe('reads', () => {
 describe('lifecycle', () => {
   it('gives the same state after close and reopen', async () => {
     const temp = makeTempDir();
-    cleanup.push(async () => temp.remove());
+    cleanup.push(temp.remove);
     const first = await createRuntime({ app, dataDir: temp.dir, partitions: 8, shards: 2, logger: silentLogger });
     for (let index = 0; index < 20; index++) await openAccount(first, `acc-${index}`, index + 1);
     const before = await Promise.all(Array.from({ length: 20 }, (_, index) => first.state({ aggregate: 'account', id: `acc-${index}` })));
@@ -229,7 +229,7 @@ describe('lifecycle', () => {
 
   it('refuses to open a data dir with another partition or shard count', async () => {
     const temp = makeTempDir();
-    cleanup.push(async () => temp.remove());
+    cleanup.push(temp.remove);
     const runtime = await createRuntime({ app, dataDir: temp.dir, partitions: 8, shards: 2, logger: silentLogger });
     await runtime.close();
     await expect(createRuntime({ app, dataDir: temp.dir, partitions: 16, logger: silentLogger })).rejects.toMatchObject({
@@ -246,7 +246,7 @@ describe('lifecycle', () => {
     cleanup.push(started.stop);
     await expect(createRuntime({ app, dataDir: started.dir, logger: silentLogger })).rejects.toMatchObject({ code: 'SHARDLOG_DATA_DIR_LOCKED' });
     const other = makeTempDir();
-    cleanup.push(async () => other.remove());
+    cleanup.push(other.remove);
     writeFileSync(join(other.dir, 'LOCK'), '999999999\n');
     const runtime = await createRuntime({ app, dataDir: other.dir, logger: silentLogger });
     cleanup.push(() => runtime.close());

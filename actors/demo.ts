@@ -1,0 +1,23 @@
+/**
+ * `npm run example`: runs the example app in-process on ./data (or the dir given as the first
+ * argument) and prints what each command returns. Run it twice: the state carries over.
+ */
+import { createRuntime, RejectedError } from '../runtime/index.ts';
+import app from './app.ts';
+
+const runtime = await createRuntime({ app, dataDir: process.argv[2] ?? './data' });
+try {
+  const show = (label: string, value: unknown) => console.log(label.padEnd(28), JSON.stringify(value));
+  const opened = await runtime.dispatch({ aggregate: 'account', id: 'acc-1', command: 'open', input: { owner: 'ada' } }).catch((error: unknown) => error);
+  show('open acc-1', opened instanceof RejectedError ? opened.data : opened);
+  show('deposit 100', await runtime.dispatch({ aggregate: 'account', id: 'acc-1', command: 'deposit', input: { amount: 100 } }));
+  show('withdraw 30', await runtime.dispatch({ aggregate: 'account', id: 'acc-1', command: 'withdraw', input: { amount: 30 } }));
+  const refused = await runtime.dispatch({ aggregate: 'account', id: 'acc-1', command: 'withdraw', input: { amount: 1_000_000 } }).catch((error: unknown) => error);
+  show('withdraw 1,000,000', refused instanceof RejectedError ? { rejected: refused.data } : refused);
+  show('state of acc-1', await runtime.state({ aggregate: 'account', id: 'acc-1' }));
+  const order = `order-${Date.now()}`;
+  show(`place ${order}`, await runtime.dispatch({ aggregate: 'order', id: order, command: 'place', input: { customerId: 'c-1', items: [{ sku: 'tea', quantity: 2, unitPrice: 3.5 }] } }));
+  show(`cancel ${order}`, await runtime.dispatch({ aggregate: 'order', id: order, command: 'cancel', input: { reason: 'demo' } }));
+} finally {
+  await runtime.close();
+}

@@ -32,6 +32,16 @@ export const errorCodes = {
     retryable: false,
     doc: 'The data directory was created with other settings (partition count, shard count or format) than the ones given.',
   },
+  SHARDLOG_NOT_FOUND: { status: 404, retryable: false, doc: 'No such route, aggregate instance (no events yet) or command id.' },
+  SHARDLOG_MALFORMED_REQUEST: {
+    status: 400,
+    retryable: false,
+    doc: 'The request could not be read: malformed or too deeply nested JSON, forbidden keys (__proto__, constructor), or a bad header value.',
+  },
+  SHARDLOG_BODY_TOO_LARGE: { status: 413, retryable: false, doc: 'The request body is over the configured limit (1 MiB by default).' },
+  SHARDLOG_UNSUPPORTED_MEDIA_TYPE: { status: 415, retryable: false, doc: 'Command bodies must be application/json.' },
+  SHARDLOG_UNAUTHENTICATED: { status: 401, retryable: false, doc: 'Auth is on and the request carries no valid bearer token.' },
+  SHARDLOG_FORBIDDEN: { status: 403, retryable: false, doc: "The bearer token is valid but lacks the scope this route needs (e.g. command:account:deposit, read, admin)." },
   SHARDLOG_DATA_DIR_LOCKED: {
     status: 500,
     retryable: false,

@@ -4,12 +4,12 @@ export { defineApp } from './define/app.ts';
 export { reject, Rejection } from './define/rejection.ts';
 export { given } from './define/testing.ts';
 export { createRuntime, Runtime } from './host/runtime.ts';
-export { errorCodes, RejectedError, RetryableError, ShardlogError } from './errors.ts';
+export { errorCodes, makeError, RejectedError, RetryableError, ShardlogError } from './errors.ts';
 export { fnv1a32, partitionOf } from './partitioning.ts';
 
 export type { Aggregate, AggregateConfig, DecideContext, EmittedEvent, StateOf } from './define/aggregate.ts';
 export type { App } from './define/app.ts';
-export type { DispatchRequest, DispatchResult, EventsQuery, RuntimeOptions, StateQuery } from './host/runtime.ts';
-export type { RestartPolicy, RuntimeLogger, ShardStats } from './host/shard-host.ts';
+export type { CommandOutcome, PreparedCommand, DispatchRequest, DispatchResult, EventsQuery, RuntimeOptions, StateQuery } from './host/runtime.ts';
+export type { BatchReport, RestartPolicy, RuntimeLogger, ShardStats } from './host/shard-host.ts';
 export type { CommandResult, Durability, StoredEvent } from './protocol.ts';
 export type { ErrorCode, SerializedError } from './errors.ts';

@@ -45,6 +45,7 @@ export type ShardRequest =
   | { type: 'state'; aggregate: string; id: string; version?: number; at?: number }
   | { type: 'stream-events'; aggregate: string; id: string; after: number; limit: number }
   | { type: 'partition-events'; partition: number; after: number; limit: number }
+  | { type: 'command'; commandId: string }
   | { type: 'prune'; recordedBefore: number; limit: number }
   | { type: 'close' };
 
@@ -53,6 +54,7 @@ export type ShardResponse =
   | { type: 'committed'; replies: CommandReply[] }
   | { type: 'state'; state: unknown; version: number }
   | { type: 'events'; events: StoredEvent[] }
+  | { type: 'command'; reply: CommandReply | null; aggregate: string | null; id: string | null }
   | { type: 'pruned'; commands: number }
   | { type: 'closed' }
   | { type: 'failed'; error: SerializedError };

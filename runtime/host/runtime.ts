@@ -6,12 +6,12 @@ import type { z } from 'zod';
 import type { Aggregate } from '../define/aggregate.ts';
 import type { AnyAggregate, App } from '../define/app.ts';
 import { commandOf } from '../define/execute.ts';
-import { makeError } from '../errors.ts';
+import { deserializeError, makeError, type ShardlogError } from '../errors.ts';
 import { assertValidId, partitionOf, shardOf, streamName } from '../partitioning.ts';
-import type { CommandResult, Durability, StoredEvent } from '../protocol.ts';
+import type { CommandEnvelope, CommandResult, Durability, StoredEvent } from '../protocol.ts';
 import { openDataDir } from './data-dir.ts';
 import { DataDirLock } from './data-dir-lock.ts';
-import { ShardHost, type RestartPolicy, type RuntimeLogger, type ShardStats } from './shard-host.ts';
+import { ShardHost, type BatchReport, type RestartPolicy, type RuntimeLogger, type ShardStats } from './shard-host.ts';
 
 export interface RuntimeOptions<A extends App = App> {
   app: A;
@@ -39,6 +39,8 @@ export interface RuntimeOptions<A extends App = App> {
   shardMemoryMb?: number;
   restart?: Partial<RestartPolicy>;
   logger?: RuntimeLogger;
+  /** Called after every batch a shard answers (metrics, tracing). Must not throw. */
+  onBatch?: (batch: BatchReport) => void;
 }
 
 type AggregateNames<A extends App> = A['aggregates'][number]['name'];
@@ -62,9 +64,19 @@ export interface DispatchRequest<
   metadata?: Record<string, unknown>;
 }
 
+/** A validated command bound to its shard, from `Runtime.prepare`. */
+export interface PreparedCommand {
+  readonly shard: number;
+  readonly envelope: CommandEnvelope;
+}
+
 export interface DispatchResult extends CommandResult {
   commandId: string;
 }
+
+export type CommandOutcome =
+  | { status: 'committed'; aggregate: string; id: string; result: DispatchResult }
+  | { status: 'rejected'; aggregate: string; id: string; error: ShardlogError };
 
 export interface StateQuery {
   aggregate: string;
@@ -124,48 +136,61 @@ export class Runtime<A extends App = App> {
   dispatch<Name extends AggregateNames<A>, Command extends keyof CommandSchemas<AggregateNamed<A, Name>> & string>(
     request: DispatchRequest<A, Name, Command>,
   ): Promise<DispatchResult> {
-    let host: ShardHost;
-    let commandId: string;
-    let input: unknown;
+    let prepared: PreparedCommand;
     try {
-      if (this.closed) throw makeError('SHARDLOG_CLOSED', 'the runtime is closed');
-      const aggregate = this.aggregate(request.aggregate);
-      const definition = commandOf(aggregate, request.command);
-      if (definition === undefined) {
-        throw makeError('SHARDLOG_UNKNOWN_COMMAND', `aggregate "${aggregate.name}" has no command "${request.command}"`, {
-          aggregate: aggregate.name,
-          command: request.command,
-        });
-      }
-      assertValidId(request.id);
-      const parsed = definition.input.safeParse(request.input);
-      if (!parsed.success) {
-        throw makeError('SHARDLOG_INVALID_INPUT', `invalid input for ${aggregate.name}.${request.command}`, {
-          issues: parsed.error.issues.map(({ path, message, code }) => ({ path: path.map(String), message, code })),
-        });
-      }
-      input = parsed.data;
-      if (request.expectedVersion !== undefined && !(Number.isSafeInteger(request.expectedVersion) && request.expectedVersion >= 0)) {
-        throw makeError('SHARDLOG_INVALID_INPUT', 'expectedVersion must be a non-negative integer', { issues: [] });
-      }
-      if (request.commandId !== undefined) assertValidCommandId(request.commandId);
-      commandId = request.commandId ?? randomUUID();
-      host = this.hostFor(request.aggregate, request.id);
+      prepared = this.prepare(request as unknown as DispatchRequest);
     } catch (error) {
       return Promise.reject(error instanceof Error ? error : new Error(String(error)));
     }
-    return host
-      .submit({
-        commandId,
+    return this.submit(prepared);
+  }
+
+  /**
+   * The synchronous half of `dispatch`: validates the request and picks its shard, throwing a
+   * ShardlogError for bad input. Lets a caller answer "accepted" (HTTP 202) only for commands
+   * that will run.
+   */
+  prepare(request: DispatchRequest): PreparedCommand {
+    if (this.closed) throw makeError('SHARDLOG_CLOSED', 'the runtime is closed');
+    const aggregate = this.aggregate(request.aggregate);
+    const definition = commandOf(aggregate, request.command);
+    if (definition === undefined) {
+      throw makeError('SHARDLOG_UNKNOWN_COMMAND', `aggregate "${aggregate.name}" has no command "${request.command}"`, {
+        aggregate: aggregate.name,
+        command: request.command,
+      });
+    }
+    assertValidId(request.id);
+    const parsed = definition.input.safeParse(request.input);
+    if (!parsed.success) {
+      throw makeError('SHARDLOG_INVALID_INPUT', `invalid input for ${aggregate.name}.${request.command}`, {
+        issues: parsed.error.issues.map(({ path, message, code }) => ({ path: path.map(String), message, code })),
+      });
+    }
+    if (request.expectedVersion !== undefined && !(Number.isSafeInteger(request.expectedVersion) && request.expectedVersion >= 0)) {
+      throw makeError('SHARDLOG_INVALID_INPUT', 'expectedVersion must be a non-negative integer', { issues: [] });
+    }
+    if (request.commandId !== undefined) assertValidCommandId(request.commandId);
+    const shard = shardOf(partitionOf(streamName(request.aggregate, request.id), this.partitions), this.hosts.length);
+    return {
+      shard,
+      envelope: {
+        commandId: request.commandId ?? randomUUID(),
         ...(request.commandId === undefined ? { freshId: true as const } : {}),
         aggregate: request.aggregate,
         id: request.id,
         command: request.command,
-        input,
+        input: parsed.data,
         ...(request.expectedVersion === undefined ? {} : { expectedVersion: request.expectedVersion }),
         ...(request.metadata === undefined ? {} : { metadata: request.metadata }),
-      })
-      .then((result) => ({ commandId, ...result }));
+      },
+    };
+  }
+
+  /** The asynchronous half of `dispatch`: runs a prepared command on its shard. */
+  submit(prepared: PreparedCommand): Promise<DispatchResult> {
+    const { commandId } = prepared.envelope;
+    return this.hosts[prepared.shard]!.submit(prepared.envelope).then((result) => ({ commandId, ...result }));
   }
 
   /** The aggregate's state now, right after a version, or as of a time. Version 0 means it has no events. */
@@ -210,6 +235,24 @@ export class Runtime<A extends App = App> {
     const response = await this.hosts[shardOf(partition, this.hosts.length)]!.request({ type: 'partition-events', partition, after, limit });
     if (response.type !== 'events') throw new Error(`unexpected ${response.type} response`);
     return { events: response.events };
+  }
+
+  /**
+   * What became of a command id: its recorded reply (committed or rejected) with the
+   * aggregate it ran on, or undefined if no shard has a record of it (never seen, not yet
+   * committed, failed without a decision, or pruned past the retention).
+   */
+  async commandOutcome(commandId: string): Promise<CommandOutcome | undefined> {
+    assertValidCommandId(commandId);
+    const answers = await Promise.all(this.hosts.map((host) => host.request({ type: 'command', commandId })));
+    for (const answer of answers) {
+      if (answer.type !== 'command' || answer.reply === null || answer.aggregate === null || answer.id === null) continue;
+      const { reply, aggregate, id } = answer;
+      return reply.ok
+        ? { status: 'committed', aggregate, id, result: { commandId, ...reply.result } }
+        : { status: 'rejected', aggregate, id, error: deserializeError(reply.error) };
+    }
+    return undefined;
   }
 
   /** Per-shard queue depth, batch counts and health. */
@@ -318,6 +361,7 @@ async function startRuntime<A extends App>(options: RuntimeOptions<A>, dataDir: 
         maxOldGenerationSizeMb: options.shardMemoryMb,
         restart: { ...defaultRestart, ...options.restart },
         logger: options.logger ?? consoleLogger,
+        onBatch: options.onBatch,
       }),
   );
   const opened = await Promise.allSettled(hosts.map((host) => host.open()));

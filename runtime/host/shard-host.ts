@@ -15,6 +15,16 @@ export interface ShardHostOptions {
   maxOldGenerationSizeMb?: number | undefined;
   restart: RestartPolicy;
   logger: RuntimeLogger;
+  onBatch?: ((batch: BatchReport) => void) | undefined;
+}
+
+/** One committed batch, as reported to `onBatch` (for metrics). */
+export interface BatchReport {
+  shard: number;
+  commands: number;
+  events: number;
+  /** From sending the batch to its replies, including the commit. */
+  durationMs: number;
 }
 
 export interface RestartPolicy {
@@ -149,9 +159,10 @@ export class ShardHost {
     this.batchesInFlight += 1;
     this.counters.batches += 1;
     this.counters.commands += batch.length;
+    const sentAt = performance.now();
     this.run({ type: 'commands', commands: batch.map((pending) => pending.envelope) })
       .then(
-        (response) => this.settle(batch, response),
+        (response) => this.settle(batch, response, sentAt),
         (error: unknown) => {
           const unknown = makeError(
             'SHARDLOG_OUTCOME_UNKNOWN',
@@ -170,18 +181,25 @@ export class ShardHost {
       });
   }
 
-  private settle(batch: PendingCommand[], response: ShardResponse): void {
+  private settle(batch: PendingCommand[], response: ShardResponse, sentAt: number): void {
     if (response.type !== 'committed') {
       const error = response.type === 'failed' ? deserializeError(response.error) : makeError('SHARDLOG_OUTCOME_UNKNOWN', `unexpected ${response.type}`);
       for (const pending of batch) pending.reject(error);
       return;
     }
+    let events = 0;
     for (const [index, pending] of batch.entries()) {
       const reply = response.replies[index];
-      if (reply === undefined) pending.reject(makeError('SHARDLOG_OUTCOME_UNKNOWN', 'the shard sent no reply for this command'));
-      else if (reply.ok) pending.resolve(reply.result);
-      else pending.reject(deserializeError(reply.error));
+      if (reply === undefined) {
+        pending.reject(makeError('SHARDLOG_OUTCOME_UNKNOWN', 'the shard sent no reply for this command'));
+      } else if (reply.ok) {
+        events += reply.result.events.length;
+        pending.resolve(reply.result);
+      } else {
+        pending.reject(deserializeError(reply.error));
+      }
     }
+    this.options.onBatch?.({ shard: this.shard, commands: batch.length, events, durationMs: performance.now() - sentAt });
   }
 
   /** Piscina has already replaced the dead thread; we hold batches back for a growing delay. */

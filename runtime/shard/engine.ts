@@ -2,7 +2,8 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { App } from '../define/app.ts';
 import { makeError } from '../errors.ts';
-import type { ShardRequest, ShardResponse, ShardWorkerData } from '../protocol.ts';
+import { decodeStored } from '../codec.ts';
+import type { CommandReply, ShardRequest, ShardResponse, ShardWorkerData } from '../protocol.ts';
 import { ActorCache } from './actor-cache.ts';
 import { GroupCommit } from './group-commit.ts';
 import { ShardReads } from './reads.ts';
@@ -46,6 +47,12 @@ export class ShardEngine {
           throw makeError('SHARDLOG_INVALID_QUERY', `partition ${request.partition} is not on shard ${this.config.shard}`);
         }
         return { type: 'events', events: this.reads.partitionEvents(request.partition, request.after, request.limit) };
+      case 'command': {
+        const row = this.log.findCommand(request.commandId);
+        if (row === undefined) return { type: 'command', reply: null, aggregate: null, id: null };
+        const slash = row.stream.indexOf('/');
+        return { type: 'command', reply: decodeStored<CommandReply>(row.result), aggregate: row.stream.slice(0, slash), id: row.stream.slice(slash + 1) };
+      }
       case 'prune':
         // One bounded chunk per request keeps commands from waiting behind a long delete.
         return { type: 'pruned', commands: this.log.pruneCommands(request.recordedBefore, request.limit) };

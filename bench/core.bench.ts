@@ -201,8 +201,9 @@ export async function runCore(): Promise<void> {
   if (process.env.BENCH_SKIP_PEER !== '1') {
     const temp = tempDir();
     try {
-      emmettProbes = await probeEmmettConfigurations({ dir: join(temp.dir, 'probes'), accounts: 100, inFlight, commands: 500, timeoutMs: 15_000 });
+      // The bench first: an abandoned 64-in-flight default-config probe ties up sqlite3's threads.
       emmett = await benchEmmettBank({ dir: join(temp.dir, 'bench'), accounts, inFlight, durationMs, warmupMs });
+      emmettProbes = await probeEmmettConfigurations({ dir: join(temp.dir, 'probes'), accounts: 100, inFlight, commands: 500, timeoutMs: 15_000 });
     } finally {
       temp.remove();
     }

@@ -4,6 +4,8 @@ export { defineApp } from './define/app.ts';
 export { reject, Rejection } from './define/rejection.ts';
 export { given } from './define/testing.ts';
 export { createRuntime, Runtime } from './host/runtime.ts';
+export { readStreamEvents } from './host/log-reader.ts';
+export { loadApp } from './define/app.ts';
 export { errorCodes, makeError, RejectedError, RetryableError, ShardlogError } from './errors.ts';
 export { fnv1a32, partitionOf } from './partitioning.ts';
 

@@ -11,7 +11,7 @@
 // Durability: every connection runs `PRAGMA journal_mode = WAL`; synchronous is left at SQLite's
 // default (FULL) and busy_timeout at node-sqlite3's 1000 ms. Both are read back at run time.
 
-import { rmSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -95,9 +95,16 @@ function openStore(fileName: string, mode: StoreMode): OpenedStore {
   return { store, close: () => connection.close() };
 }
 
-function freshFile(dir: string, name: string): string {
+// Emmett's sqliteConnection() fires `PRAGMA journal_mode = WAL` without waiting for it, so under load
+// it can run after the connection's first BEGIN. If the connection does not see the file as WAL yet,
+// that fails ("cannot change into wal mode from within a transaction") and, having no callback,
+// crashes the process as an unhandled sqlite3 'error' event. So new files are switched to WAL before
+// Emmett opens them, and the checks here read without explicit transactions.
+async function freshFile(dir: string, name: string): Promise<string> {
+  mkdirSync(dir, { recursive: true });
   const fileName = join(dir, `${name}.sqlite`);
   for (const suffix of ['', '-wal', '-shm']) rmSync(fileName + suffix, { force: true });
+  await withConnection(fileName, (connection) => connection.command('PRAGMA journal_mode = WAL'));
   return fileName;
 }
 
@@ -241,6 +248,8 @@ async function depositLoop(options: LoopOptions): Promise<void> {
 interface MessageRow {
   stream_id: string;
   stream_position: number | string;
+  /** emt_streams' position for the stream, which Emmett's optimistic-concurrency check relies on. */
+  head_position: number | string | null;
   message_type: string;
   message_data: string;
   message_metadata: string;
@@ -291,30 +300,24 @@ function describeAcks(snapshot: AckSnapshot | undefined): string {
 
 /** Reads the committed log through a fresh connection and returns every violation found. */
 async function verify(fileName: string, accounts: number, ledger: Ledger): Promise<string[]> {
-  // One read transaction, so both tables come from the same snapshot even if abandoned commands
-  // are still committing.
-  const { messages, streams } = await withConnection(fileName, async (connection) => {
-    await connection.command('BEGIN');
-    try {
-      return {
-        messages: await connection.query<MessageRow>(
-          `SELECT stream_id, stream_position, message_type, message_data, message_metadata
-             FROM ${messagesTable.name} WHERE is_archived = FALSE ORDER BY stream_id, stream_position`,
-        ),
-        streams: await connection.query<{ stream_id: string; stream_position: number | string }>(
-          `SELECT stream_id, stream_position FROM ${streamsTable.name} WHERE is_archived = FALSE`,
-        ),
-      };
-    } finally {
-      await connection.command('COMMIT');
-    }
-  });
+  // One statement, so both tables come from the same snapshot even if abandoned commands are
+  // still committing.
+  const messages = await readCommitted<MessageRow>(
+    fileName,
+    `SELECT m.stream_id, m.stream_position, s.stream_position AS head_position,
+            m.message_type, m.message_data, m.message_metadata
+       FROM ${messagesTable.name} m
+       LEFT JOIN ${streamsTable.name} s ON s.stream_id = m.stream_id AND s.is_archived = FALSE
+      WHERE m.is_archived = FALSE
+      ORDER BY m.stream_id, m.stream_position`,
+  );
 
   const expected = new Array<number>(accounts).fill(0);
   for (const { account, status } of ledger.commands.values()) if (status === 'ok') expected[account]!++;
 
   const balances = new Array<number>(accounts).fill(0);
   const lastPosition = new Map<string, number>();
+  const headPosition = new Map<string, number>();
   const seen = new Set<string>();
   let gaps = 0;
   let forFailed = 0;
@@ -325,6 +328,7 @@ async function verify(fileName: string, accounts: number, ledger: Ledger): Promi
     const position = Number(row.stream_position);
     if (position !== (lastPosition.get(row.stream_id) ?? 0) + 1) gaps++;
     lastPosition.set(row.stream_id, position);
+    headPosition.set(row.stream_id, Number(row.head_position ?? NaN));
     if (position === 1 && row.message_type !== 'AccountOpened') notOpenedFirst++;
     if (row.message_type !== 'Deposited') continue;
 
@@ -341,7 +345,7 @@ async function verify(fileName: string, accounts: number, ledger: Ledger): Promi
   const missing = ledger.acknowledged().filter((commandId) => !seen.has(commandId)).length;
   const wrongBalances = balances.filter((balance, account) => balance !== expected[account]).length;
   const unopened = accounts - lastPosition.size + notOpenedFirst;
-  const wedged = streams.filter((stream) => Number(stream.stream_position) !== (lastPosition.get(stream.stream_id) ?? 0)).length;
+  const wedged = [...lastPosition].filter(([stream, last]) => headPosition.get(stream) !== last).length;
 
   const problems: string[] = [];
   if (forFailed > 0) problems.push(`${forFailed} events stored for failed commands`);
@@ -353,13 +357,27 @@ async function verify(fileName: string, accounts: number, ledger: Ledger): Promi
   if (unopened > 0) problems.push(`${unopened} accounts without AccountOpened first`);
   // emmett-sqlite bumps emt_streams.stream_position before comparing it with the expected version
   // and commits the bump when the comparison fails; every later append to that stream conflicts.
-  if (wedged > 0) problems.push(`${wedged} streams wedged (emt_streams position ahead of their events, so every later append to them conflicts)`);
+  if (wedged > 0) problems.push(`${wedged} streams wedged (emt_streams position != their last event, so every later append to them conflicts)`);
   return problems;
 }
 
 // ---- probes -------------------------------------------------------------------------------------
 
 const settleGraceMs = 2_000;
+const abandonedDrainLimitMs = 60_000;
+
+// Commands a probe abandoned keep sqlite3's (libuv) thread pool busy until they settle, which can
+// take tens of seconds; benchEmmettBank waits for them so they do not share the pool with its run.
+const abandonedRuns = new Set<Promise<void>>();
+
+function trackAbandoned(run: Promise<void>): void {
+  const settled = run.then(
+    () => {},
+    () => {},
+  );
+  abandonedRuns.add(settled);
+  void settled.then(() => abandonedRuns.delete(settled));
+}
 
 type Deadline<T> = { settled: true; value: T } | { settled: false };
 
@@ -409,7 +427,7 @@ async function probe(spec: ProbeSpec, options: ProbeOptions): Promise<string> {
 }
 
 async function runProbe(spec: ProbeSpec, options: ProbeOptions, logged: Tally): Promise<string> {
-  const fileName = freshFile(options.dir, `emmett-probe-${spec.mode}-${spec.inFlight}`);
+  const fileName = await freshFile(options.dir, `emmett-probe-${spec.mode}-${spec.inFlight}`);
   await openAccounts(fileName, options.accounts);
   const { store, close } = openStore(fileName, spec.mode);
   const ledger = new Ledger();
@@ -437,6 +455,7 @@ async function runProbe(spec: ProbeSpec, options: ProbeOptions, logged: Tally): 
   // A hung store may be mid-transaction; closing its connection then makes sqlite3 emit an
   // 'error' event nobody listens to, so an abandoned connection is left to the garbage collector.
   if (drained) close();
+  else trackAbandoned(running);
 
   const parts: string[] = [];
   parts.push(
@@ -467,7 +486,7 @@ function describeConfig({ mode, inFlight }: ProbeSpec): string {
 /**
  * Runs each configuration for `commands` deposits and reports what happened. The default
  * configuration runs last because, once abandoned, its commands keep sqlite3 busy in the
- * background; call this after benchEmmettBank or in its own process.
+ * background (benchEmmettBank waits for them) and may still print Emmett's error logs.
  */
 export async function probeEmmettConfigurations(options: {
   dir: string;
@@ -500,6 +519,16 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)]!;
 }
 
+async function drainAbandonedRuns(): Promise<string | undefined> {
+  if (abandonedRuns.size === 0) return undefined;
+  const started = performance.now();
+  const drained = await tallyingEmmettErrorLogs(new Tally(), () => within(Promise.all(abandonedRuns), abandonedDrainLimitMs));
+  const waitedS = ((performance.now() - started) / 1000).toFixed(1);
+  return drained.settled
+    ? `waited ${waitedS}s for commands abandoned by the probes to settle before starting`
+    : `commands abandoned by the probes were still running after ${waitedS}s and ran alongside`;
+}
+
 /**
  * Runs the fastest configuration that passes the correctness check: one shared connection with a
  * single command in flight, whatever `inFlight` asks for (see probeEmmettConfigurations for why).
@@ -512,7 +541,8 @@ export async function benchEmmettBank(options: {
   warmupMs: number;
 }): Promise<PeerResult> {
   const inFlight = 1;
-  const fileName = freshFile(options.dir, 'emmett-bench');
+  const drainNote = await drainAbandonedRuns();
+  const fileName = await freshFile(options.dir, 'emmett-bench');
   const setupStarted = performance.now();
   await openAccounts(fileName, options.accounts);
   const setupMs = performance.now() - setupStarted;
@@ -556,6 +586,7 @@ export async function benchEmmettBank(options: {
     await describeDurability(fileName),
     describeAcks(acks),
     `${options.accounts} accounts opened in ${(setupMs / 1000).toFixed(1)}s (setup, unmeasured)`,
+    ...(drainNote === undefined ? [] : [drainNote]),
     problems.length === 0 ? 'verified: committed events match acknowledged commands' : `INCORRECT: ${problems.join('; ')}`,
   ].join('; ');
   return {

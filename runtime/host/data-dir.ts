@@ -45,7 +45,8 @@ export function openDataDir(dataDir: string, wanted: { partitions?: number | und
   return stored;
 }
 
-function readMeta(dataDir: string): DataDirMeta | undefined {
+/** The stored layout, or undefined if the directory holds no Shardlog data yet. */
+export function readMeta(dataDir: string): DataDirMeta | undefined {
   let text: string;
   try {
     text = readFileSync(join(dataDir, metaFile), 'utf8');

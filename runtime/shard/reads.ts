@@ -59,6 +59,11 @@ export class ShardReads {
   }
 
   private toStored(aggregate: AnyAggregate, row: EventRow): StoredEvent {
+    return ShardReads.toStoredEvent(aggregate, row);
+  }
+
+  /** A stored row as readers see it: upcast payload, decoded metadata, ISO time. */
+  static toStoredEvent(aggregate: AnyAggregate, row: EventRow): StoredEvent {
     return {
       aggregate: aggregate.name,
       id: row.stream.slice(aggregate.name.length + 1),

@@ -1,0 +1,82 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { BatchReport, ShardStats } from '../runtime/index.ts';
+
+/** The node's Prometheus metrics. Created before the runtime, since it feeds on its batch reports. */
+export class Metrics {
+  readonly registry = new Registry();
+  private readonly commands: Counter<'aggregate' | 'command' | 'outcome'>;
+  private readonly commandSeconds: Histogram<'aggregate' | 'command'>;
+  private readonly batchSize: Histogram<'shard'>;
+  private readonly batchSeconds: Histogram<'shard'>;
+  private readonly eventsAppended: Counter<'shard'>;
+  private shardStats: () => ShardStats[] = () => [];
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry });
+    const registers = [this.registry];
+    this.commands = new Counter({
+      name: 'shardlog_commands_total',
+      help: 'Commands answered, by aggregate, command and outcome (committed, rejected, or the error code).',
+      labelNames: ['aggregate', 'command', 'outcome'],
+      registers,
+    });
+    this.commandSeconds = new Histogram({
+      name: 'shardlog_command_duration_seconds',
+      help: 'Time from receiving a command to its reply.',
+      labelNames: ['aggregate', 'command'],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers,
+    });
+    this.batchSize = new Histogram({
+      name: 'shardlog_batch_size',
+      help: 'Commands per group commit.',
+      labelNames: ['shard'],
+      buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024],
+      registers,
+    });
+    this.batchSeconds = new Histogram({
+      name: 'shardlog_batch_duration_seconds',
+      help: 'Time from sending a batch to its shard to its replies, commit included.',
+      labelNames: ['shard'],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25],
+      registers,
+    });
+    this.eventsAppended = new Counter({ name: 'shardlog_events_appended_total', help: 'Events committed to the shard logs.', labelNames: ['shard'], registers });
+    const stats = () => this.shardStats();
+    new Gauge({
+      name: 'shardlog_shard_queue_depth',
+      help: 'Commands waiting for their shard.',
+      labelNames: ['shard'],
+      registers,
+      collect() {
+        for (const shard of stats()) this.set({ shard: String(shard.shard) }, shard.queued);
+      },
+    });
+    new Gauge({
+      name: 'shardlog_shard_up',
+      help: '1 while the shard is serving, 0 while restarting or down.',
+      labelNames: ['shard'],
+      registers,
+      collect() {
+        for (const shard of stats()) this.set({ shard: String(shard.shard) }, shard.status === 'serving' ? 1 : 0);
+      },
+    });
+  }
+
+  /** Pass as the runtime's `onBatch`. */
+  readonly onBatch = (batch: BatchReport): void => {
+    const shard = String(batch.shard);
+    this.batchSize.observe({ shard }, batch.commands);
+    this.batchSeconds.observe({ shard }, batch.durationMs / 1_000);
+    if (batch.events > 0) this.eventsAppended.inc({ shard }, batch.events);
+  };
+
+  watchShards(stats: () => ShardStats[]): void {
+    this.shardStats = stats;
+  }
+
+  commandAnswered(aggregate: string, command: string, outcome: string, seconds: number): void {
+    this.commands.inc({ aggregate, command, outcome });
+    this.commandSeconds.observe({ aggregate, command }, seconds);
+  }
+}

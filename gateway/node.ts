@@ -1,0 +1,78 @@
+import type { FastifyInstance } from 'fastify';
+import { pino, type Logger } from 'pino';
+import { createRuntime, loadApp, makeError, type Durability, type Runtime } from '../runtime/index.ts';
+import { isLoopback, type TokenEntry } from './auth.ts';
+import { Metrics } from './metrics.ts';
+import { buildGateway } from './server.ts';
+
+export interface NodeConfig {
+  port: number;
+  host: string;
+  dataDir: string;
+  /** URL of the app module (default: the example app). */
+  appModule: string;
+  partitions?: number | undefined;
+  shards?: number | undefined;
+  durability: Durability;
+  nodeId: string;
+  tokens: readonly TokenEntry[];
+  insecure: boolean;
+  bodyLimit: number;
+  logLevel: string;
+}
+
+export interface RunningNode {
+  gateway: FastifyInstance;
+  runtime: Runtime;
+  logger: Logger;
+  /** Stops accepting, lets in-flight commands finish, closes the logs. */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts one node: the runtime on its data dir and the HTTP gateway in front of it. Without
+ * tokens the gateway binds only to loopback, unless `insecure` says otherwise out loud.
+ */
+export async function startNode(config: NodeConfig): Promise<RunningNode> {
+  const logger = pino({ level: config.logLevel, base: { node: config.nodeId } });
+  if (config.tokens.length === 0 && !isLoopback(config.host)) {
+    if (!config.insecure) {
+      throw makeError('SHARDLOG_INVALID_CONFIG', `refusing to serve ${config.host} with auth off: configure tokens (--tokens or SHARDLOG_TOKENS) or pass --insecure`);
+    }
+    logger.warn({ host: config.host }, 'INSECURE: auth is off and the gateway listens beyond loopback; anyone who can reach it can run every command');
+  }
+  const app = await loadApp(config.appModule);
+  const metrics = new Metrics();
+  const runtime = await createRuntime({
+    app,
+    dataDir: config.dataDir,
+    partitions: config.partitions,
+    shards: config.shards,
+    durability: config.durability,
+    logger,
+    onBatch: metrics.onBatch,
+  } as Parameters<typeof createRuntime>[0]);
+  const gateway = buildGateway({ runtime, metrics, tokens: config.tokens, bodyLimit: config.bodyLimit, logger });
+  try {
+    await gateway.listen({ port: config.port, host: config.host });
+  } catch (error) {
+    await runtime.close();
+    throw error;
+  }
+  logger.info(
+    { address: gateway.addresses(), dataDir: config.dataDir, partitions: runtime.partitions, shards: runtime.shards, durability: config.durability, auth: config.tokens.length > 0 },
+    'shardlog node serving',
+  );
+  let closing: Promise<void> | undefined;
+  return {
+    gateway,
+    runtime,
+    logger,
+    close: () =>
+      (closing ??= (async () => {
+        await gateway.close();
+        await runtime.close();
+        logger.info('shardlog node stopped');
+      })()),
+  };
+}

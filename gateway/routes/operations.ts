@@ -1,0 +1,30 @@
+import type { FastifyInstance } from 'fastify';
+import { ShardlogError } from '../../runtime/index.ts';
+import type { GatewayContext } from '../context.ts';
+import { openApiDocument } from '../openapi.ts';
+import { sendProblem } from '../problem.ts';
+
+/** Liveness, readiness, metrics and the OpenAPI document. */
+export function operationRoutes(app: FastifyInstance, context: GatewayContext): void {
+  const openapi = JSON.stringify(openApiDocument(context.runtime.app));
+
+  app.get('/healthz', () => ({ status: 'ok' }));
+
+  app.get('/readyz', async (_request, reply) => {
+    const shards = context.runtime.stats().map(({ shard, status, queued }) => ({ shard, status, queued }));
+    const ready = shards.every((shard) => shard.status === 'serving');
+    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'unavailable', shards });
+  });
+
+  app.get('/metrics', async (request, reply) => {
+    try {
+      context.authorize(request, 'metrics');
+    } catch (error) {
+      if (error instanceof ShardlogError) return sendProblem(reply, error);
+      throw error;
+    }
+    return reply.type(context.metrics.registry.contentType).send(await context.metrics.registry.metrics());
+  });
+
+  app.get('/openapi.json', (_request, reply) => reply.type('application/json').send(openapi));
+}

@@ -1,0 +1,58 @@
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { makeError, type Runtime, ShardlogError } from '../runtime/index.ts';
+import { AsyncCommands } from './async-commands.ts';
+import type { TokenEntry } from './auth.ts';
+import { authorizer, type GatewayContext } from './context.ts';
+import { registerJsonBodyParser } from './json-body.ts';
+import type { Metrics } from './metrics.ts';
+import { fromFastifyError, sendProblem } from './problem.ts';
+import { aggregateRoutes } from './routes/aggregates.ts';
+import { commandRoutes } from './routes/commands.ts';
+import { operationRoutes } from './routes/operations.ts';
+
+export interface GatewayOptions {
+  runtime: Runtime;
+  metrics: Metrics;
+  /** Bearer tokens; none means auth is off. */
+  tokens?: readonly TokenEntry[];
+  /** Largest accepted body in bytes (default 1 MiB). */
+  bodyLimit?: number;
+  /** A pino logger (default: silent). */
+  logger?: FastifyBaseLogger;
+}
+
+/**
+ * The HTTP edge of a node: validates, authorizes and routes commands to the runtime, serves
+ * the write-side reads and the operations endpoints. Every error is problem+json.
+ */
+export function buildGateway(options: GatewayOptions): FastifyInstance {
+  const app = Fastify({
+    ...(options.logger === undefined ? { logger: false } : { loggerInstance: options.logger }),
+    bodyLimit: options.bodyLimit ?? 1024 * 1024,
+    // Two info lines per request would cost more than the command; errors are still logged.
+    logController: new LogController({ disableRequestLogging: true }),
+    return503OnClosing: true,
+    requestIdHeader: 'x-request-id',
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 512 },
+  });
+  const context: GatewayContext = {
+    runtime: options.runtime,
+    metrics: options.metrics,
+    asyncCommands: new AsyncCommands(),
+    authorize: authorizer(options.tokens ?? []),
+  };
+  options.metrics.watchShards(() => options.runtime.stats());
+  registerJsonBodyParser(app);
+
+  app.setErrorHandler((error, request, reply) => {
+    const shardlogError = error instanceof ShardlogError ? error : fromFastifyError(error as { code?: string; statusCode?: number; message: string });
+    if (shardlogError.code === 'SHARDLOG_INTERNAL') request.log.error({ err: error }, 'unhandled error');
+    return sendProblem(reply, shardlogError);
+  });
+  app.setNotFoundHandler((request, reply) => sendProblem(reply, makeError('SHARDLOG_NOT_FOUND', `no route ${request.method} ${request.url.slice(0, 200)}`)));
+
+  commandRoutes(app, context);
+  aggregateRoutes(app, context);
+  operationRoutes(app, context);
+  return app;
+}

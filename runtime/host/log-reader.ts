@@ -1,0 +1,31 @@
+import Database from 'better-sqlite3';
+import { join, resolve } from 'node:path';
+import type { App } from '../define/app.ts';
+import { makeError } from '../errors.ts';
+import { assertValidId, partitionOf, shardOf, streamName } from '../partitioning.ts';
+import type { StoredEvent } from '../protocol.ts';
+import { ShardReads } from '../shard/reads.ts';
+import type { EventRow } from '../shard/shard-log.ts';
+import { readMeta } from './data-dir.ts';
+
+/**
+ * Reads one stream straight from its shard file, read-only, with no runtime: works while a
+ * node serves the same data dir (WAL readers never block the writer) or when none does.
+ */
+export function readStreamEvents(app: App, dataDir: string, query: { aggregate: string; id: string; after: number; limit: number }): StoredEvent[] {
+  const aggregate = app.aggregateByName.get(query.aggregate);
+  if (aggregate === undefined) throw makeError('SHARDLOG_UNKNOWN_AGGREGATE', `unknown aggregate "${query.aggregate}"`);
+  assertValidId(query.id);
+  const directory = resolve(dataDir);
+  const meta = readMeta(directory);
+  if (meta === undefined) throw makeError('SHARDLOG_INVALID_CONFIG', `${directory} holds no Shardlog data (no meta.json)`);
+  const stream = streamName(query.aggregate, query.id);
+  const file = join(directory, 'shards', `${shardOf(partitionOf(stream, meta.partitions), meta.shards)}.db`);
+  const db = new Database(file, { readonly: true, fileMustExist: true });
+  try {
+    const rows = db.prepare<[string, number, number], EventRow>('SELECT * FROM events WHERE stream = ? AND version > ? ORDER BY version LIMIT ?').all(stream, query.after, query.limit);
+    return rows.map((row) => ShardReads.toStoredEvent(aggregate, row));
+  } finally {
+    db.close();
+  }
+}

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { pino, type Logger } from 'pino';
-import { createRuntime, loadApp, makeError, type Durability, type Runtime } from '../runtime/index.ts';
+import { createRuntime, loadApp, makeError, type Durability, type Runtime, type RuntimeOptions } from '../runtime/index.ts';
 import { isLoopback, type TokenEntry } from './auth.ts';
 import { Metrics } from './metrics.ts';
 import { buildGateway } from './server.ts';
@@ -19,6 +19,8 @@ export interface NodeConfig {
   insecure: boolean;
   bodyLimit: number;
   logLevel: string;
+  /** Runtime settings with no flag of their own (queue bounds, live actors). */
+  tuning?: Pick<RuntimeOptions, 'maxQueuedCommands' | 'maxLiveActors' | 'maxBatchSize'>;
 }
 
 export interface RunningNode {
@@ -51,7 +53,8 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     durability: config.durability,
     logger,
     onBatch: metrics.onBatch,
-  } as Parameters<typeof createRuntime>[0]);
+    ...config.tuning,
+  } as RuntimeOptions);
   const gateway = buildGateway({ runtime, metrics, tokens: config.tokens, bodyLimit: config.bodyLimit, logger });
   try {
     await gateway.listen({ port: config.port, host: config.host });

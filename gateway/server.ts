@@ -34,6 +34,10 @@ export function buildGateway(options: GatewayOptions): FastifyInstance {
     return503OnClosing: true,
     requestIdHeader: 'x-request-id',
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 512 },
+    // Errors raised before routing (a URL that does not decode, a bad header) are problems too.
+    frameworkErrors: (error, _request, reply) => {
+      void sendProblem(reply, fromFastifyError({ code: error.code, message: error.message, statusCode: error.statusCode ?? 400 }));
+    },
   });
   const context: GatewayContext = {
     runtime: options.runtime,

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { z } from 'zod';
 import type { Aggregate } from '../define/aggregate.ts';
 import type { AnyAggregate, App } from '../define/app.ts';
@@ -10,6 +10,7 @@ import { deserializeError, makeError, type ShardlogError } from '../errors.ts';
 import { assertValidId, partitionOf, shardOf, streamName } from '../partitioning.ts';
 import type { CommandEnvelope, CommandResult, Durability, StoredEvent } from '../protocol.ts';
 import { openDataDir } from './data-dir.ts';
+import { Checkpointer } from './checkpointer.ts';
 import { DataDirLock } from './data-dir-lock.ts';
 import { ShardHost, type BatchReport, type RestartPolicy, type RuntimeLogger, type ShardStats } from './shard-host.ts';
 
@@ -118,6 +119,7 @@ export class Runtime<A extends App = App> {
     private readonly hosts: ShardHost[],
     private readonly retentionMs: number,
     private readonly lock: DataDirLock,
+    private readonly checkpointer: Checkpointer,
   ) {
     const every = Math.max(1_000, Math.min(retentionMs / 4, 10 * 60_000));
     this.pruneTimer = setInterval(() => void this.pruneCommands().catch(() => undefined), every).unref();
@@ -281,6 +283,7 @@ export class Runtime<A extends App = App> {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.pruneTimer);
+    await this.checkpointer.close();
     await Promise.all(this.hosts.map((host) => host.close()));
     this.lock.release();
   }
@@ -370,5 +373,7 @@ async function startRuntime<A extends App>(options: RuntimeOptions<A>, dataDir: 
     await Promise.allSettled(hosts.map((host) => host.close()));
     throw failed.reason;
   }
-  return new Runtime(options.app, meta.partitions, hosts, retentionMs, lock);
+  const shardFiles = hosts.map((_, shard) => join(dataDir, 'shards', `${shard}.db`));
+  const checkpointer = new Checkpointer(shardFiles, 200, options.logger ?? consoleLogger);
+  return new Runtime(options.app, meta.partitions, hosts, retentionMs, lock, checkpointer);
 }

@@ -71,6 +71,11 @@ export class ShardLog {
       this.db.pragma(`synchronous = ${durability === 'fsync' ? 'FULL' : 'NORMAL'}`);
       this.db.pragma('cache_size = -32768');
       this.db.pragma('temp_store = MEMORY');
+      // The checkpointer thread copies the WAL into the database in the background; this
+      // connection checkpoints only past 64 MiB of WAL, as a backstop, so a commit rarely
+      // waits on one. After a reset the WAL file is truncated back to this size.
+      this.db.pragma('wal_autocheckpoint = 16384');
+      this.db.pragma('journal_size_limit = 67108864');
       migrate(this.db);
       this.checkIdentity(identity);
     } catch (error) {

@@ -1,0 +1,116 @@
+/**
+ * `npm run bench -- http`: `shardlog start` (bank workload, 1,000 accounts, deposits, fsync)
+ * under autocannon in a separate process at 64 and 256 connections, beside a bare Fastify
+ * route that parses the same body (the HTTP limit of this machine), measured in this run;
+ * then fixed-rate runs at 50% and 80% of the maximum. Knob: BENCH_SECONDS (default 10).
+ */
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { round } from './support/latency.ts';
+import { envNumber, report, type ResultRow } from './support/results.ts';
+
+const run = promisify(execFile);
+const seconds = envNumber('BENCH_SECONDS', 10);
+const here = (path: string) => fileURLToPath(new URL(path, import.meta.url));
+
+interface AutocannonResult {
+  requests: { average: number; total: number };
+  latency: { p50: number; p99: number; p99_9?: number; average: number };
+  non2xx: number;
+  errors: number;
+  timeouts: number;
+}
+
+async function load(url: string, connections: number, overallRate?: number): Promise<AutocannonResult> {
+  const args = ['--import', 'tsx', here('./support/autocannon-runner.ts'), JSON.stringify({ url, connections, durationSeconds: seconds, overallRate })];
+  const { stdout } = await run(process.execPath, args, { maxBuffer: 64 << 20 });
+  return JSON.parse(stdout.trim().split('\n').at(-1)!) as AutocannonResult;
+}
+
+/** Starts a child process and resolves with the port it reports (`listening <port>` or pino's serving line). */
+function startChild(args: string[], portFrom: (line: string) => number | undefined): Promise<{ child: ChildProcess; port: number }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+    let buffer = '';
+    child.stdout!.on('data', (chunk: Buffer) => {
+      buffer += chunk.toString();
+      for (const line of buffer.split('\n')) {
+        const port = portFrom(line);
+        if (port !== undefined) resolve({ child, port });
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`${args.join(' ')} exited with ${code}`)));
+  });
+}
+
+function row(name: string, result: AutocannonResult): ResultRow {
+  return {
+    name,
+    opsPerSec: round(result.requests.average, 0),
+    p50Ms: result.latency.p50,
+    p99Ms: result.latency.p99,
+    p999Ms: result.latency.p99_9 ?? Number.NaN,
+    non2xx: result.non2xx,
+    errors: result.errors + result.timeouts,
+  };
+}
+
+async function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGTERM');
+  await exited;
+}
+
+export async function runHttp(): Promise<void> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'shardlog-bench-http-'));
+  const rows: ResultRow[] = [];
+  const bare = await startChild(['--import', 'tsx', here('./support/bare-fastify.ts')], (line) => {
+    const match = /^listening (\d+)/.exec(line);
+    return match === null ? undefined : Number(match[1]);
+  });
+  const node = await startChild([here('../gateway/shardlog.mjs'), 'start', '--port', '0', '--data', dataDir, '--durability', 'fsync', '--log-level', 'info'], (line) => {
+    if (!line.includes('shardlog node serving')) return undefined;
+    const address = (JSON.parse(line) as { address: { port: number; family: string }[] }).address.find((entry) => entry.family === 'IPv4');
+    return address?.port;
+  });
+  try {
+    const nodeUrl = `http://127.0.0.1:${node.port}`;
+    for (let start = 0; start < 1_000; start += 100) {
+      await Promise.all(
+        Array.from({ length: 100 }, (_, offset) =>
+          fetch(`${nodeUrl}/commands/account/acc-${start + offset}/open`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"owner":"bench"}' }),
+        ),
+      );
+    }
+    const bareUrl = `http://127.0.0.1:${bare.port}`;
+    await load(nodeUrl, 64); // warm-up, not reported
+    const results: Record<string, AutocannonResult> = {};
+    for (const connections of [64, 256]) {
+      results[`bare-${connections}`] = await load(bareUrl, connections);
+      results[`node-${connections}`] = await load(nodeUrl, connections);
+      rows.push(row(`raw fastify route, ${connections} connections`, results[`bare-${connections}`]!));
+      rows.push(row(`shardlog start (fsync), ${connections} connections`, results[`node-${connections}`]!));
+    }
+    const maximum = results['node-64']!.requests.average;
+    for (const share of [0.5, 0.8]) {
+      const rate = Math.max(1, Math.round(maximum * share));
+      rows.push(row(`shardlog start (fsync), fixed ${rate}/s (${share * 100}% of max), 64 connections`, await load(nodeUrl, 64, rate)));
+    }
+    report('http', rows, {
+      ratios: {
+        http_vs_raw_fastify: round(results['node-64']!.requests.average / results['bare-64']!.requests.average, 3),
+        http_vs_raw_fastify_256: round(results['node-256']!.requests.average / results['bare-256']!.requests.average, 3),
+      },
+      notes: 'autocannon 8 in a separate process; fixed-rate runs use autocannon overallRate, whose latency counts from each request’s actual send',
+    });
+  } finally {
+    await stop(node.child);
+    await stop(bare.child);
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}

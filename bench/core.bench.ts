@@ -2,6 +2,7 @@
  * `npm run bench -- core`: the engine on the bank workload, beside the limits that bound it,
  * all measured in this one run: raw better-sqlite3 writing the same rows in transactions of
  * the batch size the runtime used, and Emmett's SQLite event store on the same workload.
+ * The raw limit writes the same rows as the runtime, command ids included (time-ordered UUIDv7).
  * Knobs: BENCH_SECONDS (measured seconds per closed-loop run, default 10),
  * BENCH_MEMORY_ACCOUNTS (default 1,000,000), BENCH_SKIP_MEMORY=1, BENCH_SKIP_PEER=1.
  */
@@ -16,6 +17,7 @@ import { Bench } from 'tinybench';
 import app from '../actors/app.ts';
 import { account } from '../actors/bank/account.ts';
 import { decodeStored, decodeWire, encodeStored, encodeWire } from '../runtime/codec.ts';
+import { newCommandId } from '../runtime/command-id.ts';
 import { decide, evolve } from '../runtime/define/execute.ts';
 import { createRuntime, type Durability } from '../runtime/index.ts';
 import { migrate } from '../runtime/shard/migrations.ts';
@@ -56,7 +58,7 @@ async function hotPieces(): Promise<ResultRow[]> {
     for (let index = 0; index < 64; index++) {
       seq += 1;
       write.events.push({ partition: 0, seq, stream: `account/acc-${seq}`, version: 1, type: 'Deposited', schema_version: 1, data: stored, meta: stored, recorded_at: now });
-      write.commands.push({ id: randomUUID(), stream: `account/acc-${seq}`, fingerprint: stored, result: stored, recorded_at: now });
+      write.commands.push({ id: newCommandId(now), stream: `account/acc-${seq}`, fingerprint: stored, result: stored, recorded_at: now });
     }
     return write;
   };
@@ -163,7 +165,7 @@ function rawSqlite(durability: Durability, batchSize: number): ResultRow {
       versions.set(account, version);
       seq += 1;
       insertEvent.run(0, seq, `account/acc-${account}`, version, 'Deposited', 1, data, meta, now);
-      insertCommand.run(randomUUID(), `account/acc-${account}`, fingerprint, result, now);
+      insertCommand.run(newCommandId(now), `account/acc-${account}`, fingerprint, result, now);
     }
   });
   const size = Math.max(1, Math.round(batchSize));

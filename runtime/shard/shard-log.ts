@@ -72,10 +72,10 @@ export class ShardLog {
       this.db.pragma('cache_size = -32768');
       this.db.pragma('temp_store = MEMORY');
       // The checkpointer thread copies the WAL into the database in the background; this
-      // connection checkpoints only past 64 MiB of WAL, as a backstop, so a commit rarely
-      // waits on one. After a reset the WAL file is truncated back to this size.
-      this.db.pragma('wal_autocheckpoint = 16384');
-      this.db.pragma('journal_size_limit = 67108864');
+      // connection checkpoints only past 8 MiB of WAL, as a backstop that also lets the WAL
+      // restart from its beginning, by then with little left to copy. See ADR 0006.
+      this.db.pragma('wal_autocheckpoint = 2048');
+      this.db.pragma('journal_size_limit = 16777216');
       migrate(this.db);
       this.checkIdentity(identity);
     } catch (error) {

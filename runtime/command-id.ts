@@ -1,6 +1,9 @@
 import { randomFillSync } from 'node:crypto';
 
-const random = new Uint8Array(10);
+// Random bytes are drawn 4 KiB at a time: one randomFillSync per id cost 6% of the main
+// thread at 12k commands/s.
+const pool = new Uint8Array(4096);
+let offset = pool.length;
 const hex = Array.from({ length: 256 }, (_, byte) => byte.toString(16).padStart(2, '0'));
 
 /**
@@ -10,9 +13,13 @@ const hex = Array.from({ length: 256 }, (_, byte) => byte.toString(16).padStart(
  * volume of a batch).
  */
 export function newCommandId(now = Date.now()): string {
-  randomFillSync(random);
+  if (offset + 10 > pool.length) {
+    randomFillSync(pool);
+    offset = 0;
+  }
+  const b = pool.subarray(offset, offset + 10);
+  offset += 10;
   const time = now.toString(16).padStart(12, '0');
-  const b = random;
   return (
     `${time.slice(0, 8)}-${time.slice(8, 12)}-7${hex[b[0]!]!.slice(1)}${hex[b[1]!]}-` +
     `${hex[(b[2]! & 0x3f) | 0x80]}${hex[b[3]!]}-${hex[b[4]!]}${hex[b[5]!]}${hex[b[6]!]}${hex[b[7]!]}${hex[b[8]!]}${hex[b[9]!]}`

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { App, AnyAggregate } from '../define/app.ts';
 import { decide, evolve } from '../define/execute.ts';
 import { decodeStored, encodeStored } from '../codec.ts';
@@ -192,10 +192,7 @@ export class GroupCommit {
 const replyPendingCommit: CommandReply = { ok: true, result: { version: 0, position: null, events: [] } };
 
 function commandFingerprint(command: CommandEnvelope): Buffer {
-  return createHash('sha256')
-    .update(`${command.aggregate}\0${command.id}\0${command.command}\0`)
-    .update(encodeStored(command.input))
-    .digest();
+  return hash('sha256', encodeStored([command.aggregate, command.id, command.command, command.input]), 'buffer');
 }
 
 function keyReused(commandId: string): ShardlogError {

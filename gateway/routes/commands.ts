@@ -27,7 +27,8 @@ export function commandRoutes(app: FastifyInstance, context: GatewayContext): vo
         aggregate,
         id,
         command,
-        input: request.body ?? {},
+        // An empty body is an empty input (commands like close take none); JSON null is not.
+        input: request.body === undefined ? {} : request.body,
         ...optionalHeaders(request),
         metadata: { requestId: request.id },
       });

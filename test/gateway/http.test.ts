@@ -78,6 +78,12 @@ describe('POST /commands/:aggregate/:id/:command', () => {
     expectProblem(await get('/commands/never-sent'), 404, 'SHARDLOG_NOT_FOUND');
   });
 
+  it('takes an empty body as empty input, but not JSON null', async () => {
+    await post('/commands/account/http-7/open', { owner: 'ada' });
+    expectProblem(await http(`${server.url}/commands/account/http-7/close`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: 'null' }), 400, 'SHARDLOG_INVALID_INPUT');
+    expect((await http(`${server.url}/commands/account/http-7/close`, { method: 'POST' })).status).toBe(200);
+  });
+
   it('refuses bad requests with problem+json', async () => {
     expectProblem(await post('/commands/account/http-6/deposit', { amount: -1 }), 400, 'SHARDLOG_INVALID_INPUT');
     const schema = await post('/commands/order/o-1/place', { customerId: 'c', items: [{ sku: 's', quantity: 0, unitPrice: 1 }] });

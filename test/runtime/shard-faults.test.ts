@@ -47,17 +47,30 @@ describe('a shard thread that dies', () => {
     const { runtime } = await probeRuntime({ restart: { initialDelayMs: 20 } });
     await touch(runtime, 'a');
     const retriedTouch = { aggregate: 'probe', id: 'a', command: 'touch', input: {}, commandId: 'touch-2' } as const;
-    const inFlight = await Promise.allSettled([runtime.dispatch(retriedTouch), runtime.dispatch({ aggregate: 'probe', id: 'x', command: 'crash', input: {} })]);
+    const inFlight = await Promise.allSettled([runtime.dispatch(retriedTouch), runtime.dispatch({ aggregate: 'probe', id: 'x', command: 'exit', input: {} })]);
     for (const result of inFlight) {
       expect(result).toMatchObject({ status: 'rejected', reason: { code: 'SHARDLOG_OUTCOME_UNKNOWN' } });
       expect((result as PromiseRejectedResult).reason).toBeInstanceOf(RetryableError);
     }
     expect(runtime.stats()[0]).toMatchObject({ crashes: 1 });
-    // Whether or not the batch committed before the thread died, a retry with the same
-    // command id applies the touch exactly once.
+    // The thread died before committing: the retry applies the touch, exactly once.
+    expect((await runtime.dispatch(retriedTouch)).version).toBe(2);
     expect((await runtime.dispatch(retriedTouch)).version).toBe(2);
     expect((await touch(runtime, 'a')).version).toBe(3);
     expect(runtime.stats()[0]?.status).toBe('serving');
+  });
+
+  it('survives an uncaught error thrown after a batch, whether or not its reply got out', async () => {
+    const { runtime } = await probeRuntime({ restart: { initialDelayMs: 20 } });
+    const retriedTouch = { aggregate: 'probe', id: 'a', command: 'touch', input: {}, commandId: 'touch-1' } as const;
+    const inFlight = await Promise.allSettled([runtime.dispatch(retriedTouch), runtime.dispatch({ aggregate: 'probe', id: 'x', command: 'crash', input: {} })]);
+    for (const result of inFlight) {
+      if (result.status === 'rejected') expect(result.reason).toMatchObject({ code: 'SHARDLOG_OUTCOME_UNKNOWN' });
+    }
+    await waitFor(() => runtime.stats()[0]?.crashes === 1);
+    // Committed or not, a retry with the same command id leaves exactly one touch.
+    expect((await runtime.dispatch(retriedTouch)).version).toBe(1);
+    expect((await touch(runtime, 'a')).version).toBe(2);
   });
 
   it('is restarted after running out of memory under its heap cap', async () => {
@@ -69,7 +82,7 @@ describe('a shard thread that dies', () => {
   it('is left down, failing fast, after it keeps dying', async () => {
     const { runtime } = await probeRuntime({ restart: { maxCrashes: 2, initialDelayMs: 5, maxDelayMs: 20 } });
     for (let crash = 0; crash < 3; crash++) {
-      await expect(runtime.dispatch({ aggregate: 'probe', id: 'x', command: 'crash', input: {} })).rejects.toMatchObject({ code: 'SHARDLOG_OUTCOME_UNKNOWN' });
+      await expect(runtime.dispatch({ aggregate: 'probe', id: 'x', command: 'exit', input: {} })).rejects.toMatchObject({ code: 'SHARDLOG_OUTCOME_UNKNOWN' });
     }
     await waitFor(() => runtime.stats()[0]?.status === 'unavailable');
     await expect(touch(runtime, 'a')).rejects.toMatchObject({ code: 'SHARDLOG_SHARD_UNAVAILABLE' });

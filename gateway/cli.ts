@@ -1,13 +1,15 @@
 /**
- * The `shardlog` command: `start` serves a node, `events` prints a stream. Every flag of
+ * The `shardlog` command: `start` serves a node, `events` prints a stream, `reshard` changes
+ * the shard count of a data dir. Every flag of
  * `start` also reads SHARDLOG_<NAME> (and NATS_URL for --nats).
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { Presets, SingleBar } from 'cli-progress';
 import closeWithGrace from 'close-with-grace';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { loadApp, readStreamEvents, ShardlogError } from '../runtime/index.ts';
+import { loadApp, readStreamEvents, reshardDataDir, ShardlogError } from '../runtime/index.ts';
 import { loadTokensFile, parseTokens, type TokenEntry } from './auth.ts';
 import { startNode } from './node.ts';
 
@@ -117,6 +119,28 @@ program
       if (events.length === 0) process.stderr.write(`shardlog: ${aggregate}/${id} has no events${options.after > 0 ? ` after version ${options.after}` : ''}\n`);
     } catch (error) {
       fail(error instanceof ShardlogError || error instanceof Error ? error.message : String(error));
+    }
+  });
+
+program
+  .command('reshard')
+  .description('change the shard count of a data dir (offline: no node may be serving it); moves each partition’s rows to its new shard file')
+  .addOption(new Option('--data <dir>', 'data directory').env('SHARDLOG_DATA').default('./data'))
+  .requiredOption('--shards <n>', 'the new shard count T', integer(1, 1_024))
+  .action((options: { data: string; shards: number }) => {
+    const bar = new SingleBar({ format: 'resharding [{bar}] {percentage}% | {value}/{total} rows | ETA {eta}s', stream: process.stderr }, Presets.shades_classic);
+    let started = false;
+    try {
+      const result = reshardDataDir(options.data, options.shards, ({ copiedRows, totalRows }) => {
+        if (!started) bar.start(totalRows, 0);
+        started = true;
+        bar.update(copiedRows);
+      });
+      if (started) bar.stop();
+      process.stdout.write(result.from === result.to ? `already ${result.to} shards: nothing to do\n` : `resharded ${options.data}: ${result.from} → ${result.to} shards, ${result.rows} rows moved\n`);
+    } catch (error) {
+      if (started) bar.stop();
+      fail(error instanceof Error ? error.message : String(error));
     }
   });
 

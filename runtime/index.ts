@@ -5,6 +5,7 @@ export { reject, Rejection } from './define/rejection.ts';
 export { given } from './define/testing.ts';
 export { createRuntime, Runtime } from './host/runtime.ts';
 export { readStreamEvents } from './host/log-reader.ts';
+export { reshardDataDir } from './host/reshard.ts';
 export { loadApp } from './define/app.ts';
 export { errorCodes, makeError, RejectedError, RetryableError, ShardlogError } from './errors.ts';
 export { fnv1a32, partitionOf } from './partitioning.ts';

@@ -2,12 +2,16 @@ import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, wr
 import { join } from 'node:path';
 import { makeError } from '../errors.ts';
 
-/** `<data>/meta.json`: the layout a data directory was created with. It never changes after. */
+/**
+ * `<data>/meta.json`: the layout of a data directory. P never changes; T changes only through
+ * `shardlog reshard`, whose swap is in progress while `reshard` is present.
+ */
 export interface DataDirMeta {
   format: 1;
   partitions: number;
   shards: number;
   hash: 'fnv1a32';
+  reshard?: { from: number; to: number };
 }
 
 const metaFile = 'meta.json';
@@ -38,7 +42,7 @@ export function openDataDir(dataDir: string, wanted: { partitions?: number | und
   if (wanted.shards !== undefined && wanted.shards !== stored.shards) {
     throw makeError(
       'SHARDLOG_DATA_DIR_MISMATCH',
-      `data dir ${dataDir} was created with ${stored.shards} shards, not ${wanted.shards}: moving partitions between shard files is not supported yet, so start with ${stored.shards} shards (or omit the shard count)`,
+      `data dir ${dataDir} has ${stored.shards} shards, not ${wanted.shards}: run \`shardlog reshard --data ${dataDir} --shards ${wanted.shards}\` first (it moves the partitions' rows between shard files), or start with --shards ${stored.shards}`,
       { stored: stored.shards, wanted: wanted.shards },
     );
   }
@@ -62,7 +66,7 @@ export function readMeta(dataDir: string): DataDirMeta | undefined {
 }
 
 /** Written to a temp file, fsynced, renamed, and the directory fsynced: never half a file. */
-function writeMetaAtomically(dataDir: string, meta: DataDirMeta): void {
+export function writeMetaAtomically(dataDir: string, meta: DataDirMeta): void {
   const temp = join(dataDir, `${metaFile}.tmp`);
   writeFileSync(temp, `${JSON.stringify(meta, null, 2)}\n`);
   const file = openSync(temp, 'r');

@@ -12,6 +12,7 @@ import type { CommandEnvelope, CommandResult, Durability, StoredEvent } from '..
 import { openDataDir } from './data-dir.ts';
 import { Checkpointer } from './checkpointer.ts';
 import { DataDirLock } from './data-dir-lock.ts';
+import { finishInterruptedReshard } from './reshard.ts';
 import { ShardHost, type BatchReport, type RestartPolicy, type RuntimeLogger, type ShardStats } from './shard-host.ts';
 
 export interface RuntimeOptions<A extends App = App> {
@@ -344,6 +345,7 @@ export async function createRuntime<A extends App>(options: RuntimeOptions<A>): 
 }
 
 async function startRuntime<A extends App>(options: RuntimeOptions<A>, dataDir: string, durability: Durability, lock: DataDirLock): Promise<Runtime<A>> {
+  finishInterruptedReshard(dataDir);
   const meta = openDataDir(
     dataDir,
     {

@@ -25,6 +25,9 @@ describe('shardlog CLI', () => {
     const durability = shardlog(['start', '--durability', 'sometimes']);
     expect(durability.status).toBe(1);
     expect(durability.stderr).toContain("Allowed choices are fsync, relaxed");
+    const reshard = shardlog(['reshard', '--data', '/nonexistent-shardlog-dir', '--shards', '2']);
+    expect(reshard.status).toBe(1);
+    expect(reshard.stderr.trim()).toBe('shardlog: /nonexistent-shardlog-dir holds no Shardlog data (no meta.json)');
     const fromEnv = shardlog(['start'], { SHARDLOG_SHARDS: 'zero' });
     expect(fromEnv.status).toBe(1);
     expect(fromEnv.stderr).toContain('--shards');

@@ -38,6 +38,11 @@ export class AsyncCommands {
   }
 
   private remember(commandId: string, outcome: AsyncOutcome): void {
+    // A committed or rejected outcome is final: a later request reusing the key (with the
+    // same body, or another one) must not hide it.
+    const known = this.outcomes.get(commandId);
+    if (known !== undefined && (known.status === 'committed' || known.status === 'rejected')) return;
+    if (outcome.status === 'failed' && outcome.error.code === 'SHARDLOG_IDEMPOTENCY_KEY_REUSED') return;
     this.outcomes.delete(commandId);
     this.outcomes.set(commandId, outcome);
     if (this.outcomes.size > this.capacity) {

@@ -69,7 +69,7 @@ program
   .addOption(new Option('--node-id <id>', 'this node’s name in a cluster (default: the host name)').env('SHARDLOG_NODE_ID'))
   .addOption(new Option('--app <module>', 'module whose default export is the app (default: the example app)').env('SHARDLOG_APP'))
   .addOption(new Option('--tokens <file>', 'JSON file of bearer tokens and scopes; SHARDLOG_TOKENS may hold the same JSON').env('SHARDLOG_TOKENS_FILE'))
-  .addOption(new Option('--insecure', 'allow binding beyond loopback with auth off').env('SHARDLOG_INSECURE').default(false))
+  .addOption(new Option('--insecure', 'allow binding beyond loopback with auth off (or SHARDLOG_INSECURE=1)').default(false))
   .addOption(new Option('--body-limit <bytes>', 'largest request body').env('SHARDLOG_BODY_LIMIT').argParser(integer(1_024, 64 * 1024 * 1024)).default(1024 * 1024))
   .addOption(new Option('--log-level <level>', 'pino level').env('SHARDLOG_LOG_LEVEL').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'))
   .action(async (options: StartOptions) => {
@@ -86,7 +86,8 @@ program
         durability: options.durability,
         nodeId: options.nodeId ?? hostname(),
         tokens: tokensFrom(options.tokens),
-        insecure: options.insecure,
+        // Read by hand: commander would take any value of the variable, "false" included, as true.
+        insecure: options.insecure || /^(1|true)$/i.test(process.env.SHARDLOG_INSECURE ?? ''),
         bodyLimit: options.bodyLimit,
         logLevel: options.logLevel,
       });

@@ -14,10 +14,20 @@ export interface GatewayContext {
   authorize(request: FastifyRequest, scope: Scope): void;
 }
 
+const authenticated = new WeakMap<FastifyRequest, TokenEntry>();
+
+/** Checks the bearer token as a request arrives, before its body is read (401 before 400/413/415). */
+export function authenticator(tokens: readonly TokenEntry[]): (request: FastifyRequest) => void {
+  return (request) => {
+    if (tokens.length === 0) return;
+    authenticated.set(request, authenticate(tokens, request.headers.authorization));
+  };
+}
+
 export function authorizer(tokens: readonly TokenEntry[]): GatewayContext['authorize'] {
   if (tokens.length === 0) return () => undefined;
   return (request, scope) => {
-    const entry = authenticate(tokens, request.headers.authorization);
+    const entry = authenticated.get(request) ?? authenticate(tokens, request.headers.authorization);
     if (!allows(entry, scope)) throw makeError('SHARDLOG_FORBIDDEN', `token "${entry.name}" lacks scope ${scope}`, { scope });
   };
 }

@@ -12,7 +12,12 @@ export const maxJsonDepth = 64;
 export function registerJsonBodyParser(app: FastifyInstance): void {
   // Only JSON bodies exist here: anything else is refused with 415.
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser(/^application\/(?:[\w.+-]+\+)?json$/i, { parseAs: 'string' }, (_request, body, done) => {
+  app.addContentTypeParser(/^application\/(?:[\w.+-]+\+)?json\s*(?:;.*)?$/i, { parseAs: 'string' }, (request, body, done) => {
+    const charset = /;\s*charset\s*=\s*"?([\w-]+)/i.exec(request.headers['content-type'] ?? '')?.[1];
+    if (charset !== undefined && !/^utf-?8$/i.test(charset)) {
+      done(makeError('SHARDLOG_UNSUPPORTED_MEDIA_TYPE', `JSON bodies must be UTF-8, not ${charset}`), undefined);
+      return;
+    }
     const text = typeof body === 'string' ? body : body.toString('utf8');
     if (text.trim() === '') {
       done(null, undefined);

@@ -2,7 +2,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } 
 import { makeError, type Runtime, ShardlogError } from '../runtime/index.ts';
 import { AsyncCommands } from './async-commands.ts';
 import type { TokenEntry } from './auth.ts';
-import { authorizer, type GatewayContext } from './context.ts';
+import { authenticator, authorizer, type GatewayContext } from './context.ts';
 import { registerJsonBodyParser } from './json-body.ts';
 import type { Metrics } from './metrics.ts';
 import { fromFastifyError, sendProblem } from './problem.ts';
@@ -31,7 +31,8 @@ export function buildGateway(options: GatewayOptions): FastifyInstance {
     bodyLimit: options.bodyLimit ?? 1024 * 1024,
     // Two info lines per request would cost more than the command; errors are still logged.
     logController: new LogController({ disableRequestLogging: true }),
-    return503OnClosing: true,
+    // Our own onRequest hook answers while closing, as problem+json with Retry-After.
+    return503OnClosing: false,
     requestIdHeader: 'x-request-id',
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 512 },
     // Errors raised before routing (a URL that does not decode, a bad header) are problems too.
@@ -47,6 +48,29 @@ export function buildGateway(options: GatewayOptions): FastifyInstance {
   };
   options.metrics.watchShards(() => options.runtime.stats());
   registerJsonBodyParser(app);
+
+  let closing = false;
+  app.addHook('preClose', (done) => {
+    closing = true;
+    done();
+  });
+  const authenticate = authenticator(options.tokens ?? []);
+  const openRoutes = new Set(['/healthz', '/readyz', '/openapi.json']);
+  app.addHook('onRequest', (request, reply, done) => {
+    if (closing) {
+      void sendProblem(reply, makeError('SHARDLOG_CLOSED', 'the node is shutting down', { retryAfterMs: 1_000 }));
+      return;
+    }
+    if (!openRoutes.has(request.routeOptions.url ?? '')) {
+      try {
+        authenticate(request);
+      } catch (error) {
+        void sendProblem(reply, error as ShardlogError);
+        return;
+      }
+    }
+    done();
+  });
 
   app.setErrorHandler((error, request, reply) => {
     const shardlogError = error instanceof ShardlogError ? error : fromFastifyError(error as { code?: string; statusCode?: number; message: string });

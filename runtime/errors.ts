@@ -17,6 +17,11 @@ export const errorCodes = {
   SHARDLOG_VERSION_MISMATCH: { status: 412, retryable: false, doc: 'expectedVersion differs from the aggregate version; `data.actualVersion` holds the current one.' },
   SHARDLOG_IDEMPOTENCY_KEY_REUSED: { status: 422, retryable: false, doc: 'This command id was already used with a different aggregate, command or input.' },
   SHARDLOG_DECIDE_FAILED: { status: 500, retryable: false, doc: 'decide threw an ordinary error (a bug in the aggregate); that command only failed, nothing was written.' },
+  SHARDLOG_ACTOR_RESET: {
+    status: 503,
+    retryable: true,
+    doc: "An earlier command in the same batch broke this aggregate's in-memory state (its evolve threw); nothing was written for this command: retry it.",
+  },
   SHARDLOG_COMMIT_FAILED: { status: 503, retryable: true, doc: 'The batch transaction failed (disk full, I/O error); nothing of it was written, retry the command.' },
   SHARDLOG_OUTCOME_UNKNOWN: {
     status: 503,

@@ -115,6 +115,7 @@ const pruneChunk = 5_000;
  */
 export class Runtime<A extends App = App> {
   private closed = false;
+  private closing: Promise<void> | undefined;
   private readonly pruneTimer: NodeJS.Timeout;
 
   constructor(
@@ -142,13 +143,11 @@ export class Runtime<A extends App = App> {
   dispatch<Name extends AggregateNames<A>, Command extends keyof CommandSchemas<AggregateNamed<A, Name>> & string>(
     request: DispatchRequest<A, Name, Command>,
   ): Promise<DispatchResult> {
-    let prepared: PreparedCommand;
     try {
-      prepared = this.prepare(request as unknown as DispatchRequest);
+      return this.submit(this.prepare(request as unknown as DispatchRequest));
     } catch (error) {
       return Promise.reject(error instanceof Error ? error : new Error(String(error)));
     }
-    return this.submit(prepared);
   }
 
   /**
@@ -193,14 +192,19 @@ export class Runtime<A extends App = App> {
     };
   }
 
-  /** The asynchronous half of `dispatch`: runs a prepared command on its shard. */
+  /**
+   * The asynchronous half of `dispatch`: runs a prepared command on its shard. Throws at once
+   * (SHARDLOG_CLOSED, SHARDLOG_OVERLOADED, SHARDLOG_SHARD_UNAVAILABLE) if it cannot be queued.
+   */
   submit(prepared: PreparedCommand): Promise<DispatchResult> {
+    if (this.closed) throw makeError('SHARDLOG_CLOSED', 'the runtime is closed');
     const { commandId } = prepared.envelope;
     return this.hosts[prepared.shard]!.submit(prepared.envelope).then((result) => ({ commandId, ...result }));
   }
 
   /** The aggregate's state now, right after a version, or as of a time. Version 0 means it has no events. */
   async state(query: StateQuery): Promise<{ state: unknown; version: number }> {
+    this.assertOpen();
     this.aggregate(query.aggregate);
     assertValidId(query.id);
     let at: number | undefined;
@@ -224,6 +228,7 @@ export class Runtime<A extends App = App> {
 
   /** One aggregate's events, oldest first, after a version, a page at a time. */
   async events(query: EventsQuery): Promise<{ events: StoredEvent[] }> {
+    this.assertOpen();
     this.aggregate(query.aggregate);
     assertValidId(query.id);
     const after = checkedCount('after', query.after ?? 0, 0, Number.MAX_SAFE_INTEGER);
@@ -235,6 +240,7 @@ export class Runtime<A extends App = App> {
 
   /** One partition's events in seq order, after a seq: what the bus publishes. */
   async partitionEvents(query: { partition: number; after?: number; limit?: number }): Promise<{ events: StoredEvent[] }> {
+    this.assertOpen();
     const partition = checkedCount('partition', query.partition, 0, this.partitions - 1);
     const after = checkedCount('after', query.after ?? 0, 0, Number.MAX_SAFE_INTEGER);
     const limit = checkedCount('limit', query.limit ?? 100, 1, maxPageSize);
@@ -249,15 +255,24 @@ export class Runtime<A extends App = App> {
    * committed, failed without a decision, or pruned past the retention).
    */
   async commandOutcome(commandId: string): Promise<CommandOutcome | undefined> {
+    this.assertOpen();
     assertValidCommandId(commandId);
-    const answers = await Promise.all(this.hosts.map((host) => host.request({ type: 'command', commandId })));
-    for (const answer of answers) {
+    const settled = await Promise.allSettled(this.hosts.map((host) => host.request({ type: 'command', commandId })));
+    let failure: unknown;
+    for (const outcome of settled) {
+      if (outcome.status === 'rejected') {
+        failure = outcome.reason;
+        continue;
+      }
+      const answer = outcome.value;
       if (answer.type !== 'command' || answer.reply === null || answer.aggregate === null || answer.id === null) continue;
       const { reply, aggregate, id } = answer;
       return reply.ok
         ? { status: 'committed', aggregate, id, result: { commandId, ...reply.result } }
         : { status: 'rejected', aggregate, id, error: deserializeError(reply.error) };
     }
+    // Not found anywhere that answered: if a shard could not answer, the record may be there.
+    if (failure !== undefined) throw failure instanceof Error ? failure : new Error('a shard could not answer');
     return undefined;
   }
 
@@ -268,6 +283,7 @@ export class Runtime<A extends App = App> {
 
   /** Forgets command ids older than the retention; runs in the background on its own too. */
   async pruneCommands(): Promise<number> {
+    this.assertOpen();
     const recordedBefore = Date.now() - this.retentionMs;
     let total = 0;
     for (const host of this.hosts) {
@@ -283,13 +299,19 @@ export class Runtime<A extends App = App> {
   }
 
   /** Stops taking commands, lets every accepted one commit, closes the logs and the threads. */
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    clearInterval(this.pruneTimer);
-    await this.checkpointer.close();
-    await Promise.all(this.hosts.map((host) => host.close()));
-    this.lock.release();
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      this.closed = true;
+      clearInterval(this.pruneTimer);
+      await this.checkpointer.close();
+      await Promise.all(this.hosts.map((host) => host.close()));
+      this.lock.release();
+    })();
+    return this.closing;
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw makeError('SHARDLOG_CLOSED', 'the runtime is closed');
   }
 
   private aggregate(name: string): AnyAggregate {

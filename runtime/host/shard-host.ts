@@ -103,13 +103,15 @@ export class ShardHost {
     await this.request({ type: 'open' });
   }
 
+  /**
+   * Queues a command. Admission failures (closing, shard down, queue full) throw at once,
+   * so a caller can refuse the command before telling anyone it was accepted.
+   */
   submit(envelope: CommandEnvelope): Promise<CommandResult> {
-    if (this.closing) return Promise.reject(makeError('SHARDLOG_CLOSED', 'the runtime is closing'));
-    if (this.status === 'unavailable') return Promise.reject(this.unavailableError());
+    if (this.closing) throw makeError('SHARDLOG_CLOSED', 'the runtime is closing');
+    if (this.status === 'unavailable') throw this.unavailableError();
     if (this.queue.length >= this.options.maxQueuedCommands) {
-      return Promise.reject(
-        makeError('SHARDLOG_OVERLOADED', `shard ${this.shard} has ${this.queue.length} commands waiting`, { shard: this.shard, retryAfterMs: 100 }),
-      );
+      throw makeError('SHARDLOG_OVERLOADED', `shard ${this.shard} has ${this.queue.length} commands waiting`, { shard: this.shard, retryAfterMs: 100 });
     }
     return new Promise((resolve, reject) => {
       this.queue.push({ envelope, resolve, reject });
@@ -119,6 +121,7 @@ export class ShardHost {
 
   /** A read or maintenance request; it queues behind the batches already sent. */
   async request(request: ShardRequest): Promise<ShardResponse> {
+    if (this.status === 'closed') throw makeError('SHARDLOG_CLOSED', 'the runtime is closed');
     if (this.status === 'unavailable') throw this.unavailableError();
     const running = this.run(request);
     this.pendingReads.add(running);
@@ -135,8 +138,12 @@ export class ShardHost {
     }
   }
 
-  private async run(request: ShardRequest): Promise<ShardResponse> {
-    const reply = (await this.pool.run(move(encodeWire(request)))) as Uint8Array;
+  private run(request: ShardRequest): Promise<ShardResponse> {
+    return this.send(encodeWire(request));
+  }
+
+  private async send(message: Uint8Array): Promise<ShardResponse> {
+    const reply = (await this.pool.run(move(message))) as Uint8Array;
     return decodeWire<ShardResponse>(reply);
   }
 
@@ -155,12 +162,34 @@ export class ShardHost {
       this.scheduleFlush();
       return;
     }
-    const batch = this.queue.splice(0, this.options.maxBatchSize);
+    let batch = this.queue.splice(0, this.options.maxBatchSize);
+    let message: Uint8Array;
+    try {
+      message = encodeWire({ type: 'commands', commands: batch.map((pending) => pending.envelope) });
+    } catch {
+      // An input the codec cannot carry (a transform producing a BigInt past 64 bits, a
+      // symbol, a cycle) fails alone; it is not a crash and must not take its batch-mates down.
+      batch = batch.filter((pending) => {
+        try {
+          encodeWire(pending.envelope);
+          return true;
+        } catch (error) {
+          pending.reject(makeError('SHARDLOG_INVALID_INPUT', `the parsed input cannot be encoded: ${(error as Error).message}`, { issues: [] }));
+          return false;
+        }
+      });
+      if (batch.length === 0) {
+        if (this.queue.length > 0) this.scheduleFlush();
+        else this.notifyIdle();
+        return;
+      }
+      message = encodeWire({ type: 'commands', commands: batch.map((pending) => pending.envelope) });
+    }
     this.batchesInFlight += 1;
     this.counters.batches += 1;
     this.counters.commands += batch.length;
     const sentAt = performance.now();
-    this.run({ type: 'commands', commands: batch.map((pending) => pending.envelope) })
+    this.send(message)
       .then(
         (response) => this.settle(batch, response, sentAt),
         (error: unknown) => {

@@ -21,6 +21,8 @@ interface Batch {
   seen: Map<string, { fingerprint: Buffer; index: number }>;
   /** Replies that exist only if the commit succeeds. */
   writing: Set<number>;
+  /** Streams whose evolve threw in this batch: their in-memory state can no longer be trusted. */
+  poisoned: Set<string>;
 }
 
 /**
@@ -29,6 +31,8 @@ interface Batch {
  */
 export class GroupCommit {
   private readonly lastSeq: Map<number, number>;
+  /** recorded_at never goes backwards, even if the wall clock does, so time queries stay in version order. */
+  private lastNow = 0;
 
   constructor(
     private readonly app: App,
@@ -40,13 +44,15 @@ export class GroupCommit {
   }
 
   run(commands: readonly CommandEnvelope[]): CommandReply[] {
+    this.lastNow = Math.max(this.lastNow, Date.now());
     const batch: Batch = {
-      now: Date.now(),
+      now: this.lastNow,
       write: { events: [], commands: [], snapshots: [] },
       touched: new Map(),
       seqBefore: new Map(),
       seen: new Map(),
       writing: new Set(),
+      poisoned: new Set(),
     };
     const replies: CommandReply[] = [];
     const repeats: [index: number, of: number][] = [];
@@ -65,7 +71,10 @@ export class GroupCommit {
     }
     if (batch.write.commands.length > 0) this.commit(batch, replies);
     for (const [index, of] of repeats) replies[index] = replies[of]!;
-    for (const actor of batch.touched.values()) this.actors.set(actor);
+    for (const actor of batch.touched.values()) {
+      if (batch.poisoned.has(actor.stream)) this.actors.delete(actor.stream);
+      else this.actors.set(actor);
+    }
     this.actors.trim();
     return replies;
   }
@@ -103,6 +112,9 @@ export class GroupCommit {
       return decodeStored<CommandReply>(recorded.result);
     }
 
+    if (batch.poisoned.has(stream)) {
+      throw makeError('SHARDLOG_ACTOR_RESET', `${stream}: an earlier command of this batch broke its state (evolve threw); nothing was written for this one, retry it`, {});
+    }
     const actor = batch.touched.get(stream) ?? this.actors.get(stream) ?? loadActor(this.log, aggregate, stream);
     if (command.expectedVersion !== undefined && command.expectedVersion !== actor.version) {
       throw makeError(
@@ -145,9 +157,11 @@ export class GroupCommit {
     try {
       state = evolve(aggregate, actor.state, events);
     } catch (error) {
-      // evolve may have mutated the cached state before throwing: reload it next time.
-      this.actors.delete(actor.stream);
-      batch.touched.delete(actor.stream);
+      // evolve may have mutated the state before throwing. Later commands of this batch must
+      // not reload it from the log either (this batch's earlier events are not there yet):
+      // they fail retryably, and the actor reloads once this batch has committed.
+      batch.poisoned.add(actor.stream);
+      batch.touched.set(actor.stream, actor);
       const message = error instanceof Error ? error.message : String(error);
       throw makeError('SHARDLOG_DECIDE_FAILED', `${aggregate.name}: evolve threw: ${message}`, { aggregate: aggregate.name }, error);
     }

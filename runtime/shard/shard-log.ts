@@ -101,9 +101,7 @@ export class ShardLog {
     this.selectStreamRange = this.db.prepare<[string, number, number], EventRow>(
       'SELECT * FROM events WHERE stream = ? AND version > ? AND version <= ? ORDER BY version',
     );
-    this.selectStreamUntilTime = this.db.prepare<[string, number], EventRow>(
-      'SELECT * FROM events WHERE stream = ? AND recorded_at <= ? ORDER BY version',
-    );
+    this.selectStreamUntilTime = this.db.prepare<[string], EventRow>('SELECT * FROM events WHERE stream = ? ORDER BY version');
     this.selectPartitionAfter = this.db.prepare<[number, number, number], EventRow>(
       'SELECT * FROM events WHERE partition = ? AND seq > ? ORDER BY seq LIMIT ?',
     );
@@ -165,8 +163,12 @@ export class ShardLog {
     return this.selectStreamRange.iterate(stream, afterVersion, untilVersion);
   }
 
-  streamEventsUntilTime(stream: string, recordedAtMost: number): IterableIterator<EventRow> {
-    return this.selectStreamUntilTime.iterate(stream, recordedAtMost);
+  /** In version order, up to the first event recorded after the time: a prefix of the stream, never one with gaps. */
+  *streamEventsUntilTime(stream: string, recordedAtMost: number): Generator<EventRow> {
+    for (const row of this.selectStreamUntilTime.iterate(stream)) {
+      if (row.recorded_at > recordedAtMost) return;
+      yield row;
+    }
   }
 
   partitionEventsAfter(partition: number, afterSeq: number, limit: number): EventRow[] {

@@ -15,6 +15,7 @@ if (isMainThread) throw new Error('runtime/shard/worker.ts runs only inside a sh
 const config = workerData as ShardWorkerData;
 const app = await loadApp(config.appModule);
 let engine: ShardEngine | undefined;
+let closed = false;
 
 // A thread that dies with its database open can abort the whole process: close it first.
 process.on('exit', () => engine?.close());
@@ -35,8 +36,11 @@ function respond(request: ShardRequest): ShardResponse {
   if (request.type === 'close') {
     engine?.close();
     engine = undefined;
+    closed = true;
     return { type: 'closed' };
   }
+  // Once closed, the log stays closed: its data dir lock may already belong to someone else.
+  if (closed) throw makeError('SHARDLOG_CLOSED', `shard ${config.shard} is closed`);
   engine ??= new ShardEngine(app, config);
   return engine.handle(request);
 }

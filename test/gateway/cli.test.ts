@@ -36,7 +36,7 @@ describe('shardlog CLI', () => {
   it('refuses to bind beyond loopback without tokens, naming --insecure', () => {
     const temp = makeTempDir();
     cleanup.push(temp.remove);
-    const result = shardlog(['start', '--host', '0.0.0.0', '--port', '0', '--data', temp.dir]);
+    const result = shardlog(['start', '--host', '0.0.0.0', '--port', '0', '--data', temp.dir], { SHARDLOG_INSECURE: 'false' });
     expect(result.status).toBe(1);
     expect(result.stderr.trim()).toMatch(/^shardlog: refusing to serve 0\.0\.0\.0 with auth off.*--insecure/);
   });

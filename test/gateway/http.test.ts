@@ -78,6 +78,11 @@ describe('POST /commands/:aggregate/:id/:command', () => {
     expectProblem(await get('/commands/never-sent'), 404, 'SHARDLOG_NOT_FOUND');
   });
 
+  it('accepts JSON with a UTF-8 charset parameter and refuses other charsets', async () => {
+    expect((await http(`${server.url}/commands/account/http-8/open`, { method: 'POST', headers: { 'content-type': 'application/json; charset=utf-8' }, body: '{"owner":"ada"}' })).status).toBe(200);
+    expectProblem(await http(`${server.url}/commands/account/http-8/deposit`, { method: 'POST', headers: { 'content-type': 'application/json; charset=latin1' }, body: '{"amount":1}' }), 415);
+  });
+
   it('takes an empty body as empty input, but not JSON null', async () => {
     await post('/commands/account/http-7/open', { owner: 'ada' });
     expectProblem(await http(`${server.url}/commands/account/http-7/close`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: 'null' }), 400, 'SHARDLOG_INVALID_INPUT');
@@ -161,6 +166,12 @@ describe('overload', () => {
       expect(overloaded[0]?.body).toMatchObject({ code: 'SHARDLOG_OVERLOADED' });
       expect(committed.length + overloaded.length).toBe(200);
       expect((await http(`${small.url}/aggregates/account/hot`)).body).toMatchObject({ version: 1 + committed.length, state: { balance: committed.length } });
+      // Accepted-for-later (202) is only said of commands that were queued.
+      const asyncAnswers = await Promise.all(
+        Array.from({ length: 100 }, () => http(`${small.url}/commands/account/hot/deposit`, { method: 'POST', json: { amount: 1 }, headers: { prefer: 'respond-async' } })),
+      );
+      expect(asyncAnswers.every((answer) => answer.status === 202 || answer.status === 503)).toBe(true);
+      expect(asyncAnswers.some((answer) => answer.status === 503)).toBe(true);
     } finally {
       await small.stop();
     }
@@ -185,6 +196,8 @@ describe('auth', () => {
     try {
       const call = (path: string, json: unknown, headers: Record<string, string> = {}) => http(`${secured.url}${path}`, { method: 'POST', json, headers });
       expectProblem(await call('/commands/account/a/open', { owner: 'x' }), 401, 'SHARDLOG_UNAUTHENTICATED');
+      // Authentication comes before the body is read.
+      expectProblem(await http(`${secured.url}/commands/account/a/open`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'x' }), 401);
       expectProblem(await call('/commands/account/a/open', { owner: 'x' }, bearer('wrong-token-000000000')), 401);
       expect((await call('/commands/account/a/open', { owner: 'x' }, bearer('teller-token-0123456789'))).status).toBe(200);
       expectProblem(await call('/commands/account/a/withdraw', { amount: 1 }, bearer('teller-token-0123456789')), 403, 'SHARDLOG_FORBIDDEN');

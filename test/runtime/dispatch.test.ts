@@ -1,4 +1,4 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import app from '../../actors/app.ts';
@@ -216,6 +216,7 @@ describe('lifecycle', () => {
     const before = await Promise.all(Array.from({ length: 20 }, (_, index) => first.state({ aggregate: 'account', id: `acc-${index}` })));
     await first.close();
     await expect(first.dispatch({ aggregate: 'account', id: 'acc-1', command: 'deposit', input: { amount: 1 } })).rejects.toBeInstanceOf(RetryableError);
+    await expect(first.state({ aggregate: 'account', id: 'acc-1' })).rejects.toMatchObject({ code: 'SHARDLOG_CLOSED' });
 
     const second = await createRuntime({ app, dataDir: temp.dir, logger: silentLogger });
     cleanup.push(() => second.close());
@@ -251,6 +252,13 @@ describe('lifecycle', () => {
     const runtime = await createRuntime({ app, dataDir: other.dir, logger: silentLogger });
     cleanup.push(() => runtime.close());
     expect(readFileSync(join(other.dir, 'LOCK'), 'utf8')).toBe(`${process.pid}\n`);
+    // A LOCK naming this very pid, left by a predecessor (a container restarting as pid 1).
+    const reused = makeTempDir();
+    cleanup.push(reused.remove);
+    writeFileSync(join(reused.dir, 'LOCK'), `${process.pid}\n`);
+    const again = await createRuntime({ app, dataDir: reused.dir, logger: silentLogger });
+    cleanup.push(() => again.close());
+    expect(readdirSync(reused.dir).filter((name) => name.startsWith('LOCK'))).toEqual(['LOCK']);
   });
 
   it('lets accepted commands commit when closed under load', async () => {

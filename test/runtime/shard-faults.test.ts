@@ -35,6 +35,34 @@ describe('a failing decide', () => {
     expect(after).toMatchObject({ status: 'fulfilled', value: { version: 2 } });
   });
 
+  it('fails later commands of a batch on an aggregate whose evolve threw, retryably, and commits the rest', async () => {
+    const { runtime } = await probeRuntime();
+    const results = await Promise.allSettled([
+      touch(runtime, 'p'),
+      runtime.dispatch({ aggregate: 'probe', id: 'p', command: 'cursedTouch', input: {} }),
+      touch(runtime, 'p'),
+      touch(runtime, 'q'),
+    ]);
+    expect(results[0]).toMatchObject({ status: 'fulfilled', value: { version: 1 } });
+    expect(results[1]).toMatchObject({ status: 'rejected', reason: { code: 'SHARDLOG_DECIDE_FAILED' } });
+    expect(results[2]).toMatchObject({ status: 'rejected', reason: { code: 'SHARDLOG_ACTOR_RESET' } });
+    expect((results[2] as PromiseRejectedResult).reason).toBeInstanceOf(RetryableError);
+    expect(results[3]).toMatchObject({ status: 'fulfilled', value: { version: 1 } });
+    expect(await runtime.state({ aggregate: 'probe', id: 'p' })).toEqual({ state: { touches: 1 }, version: 1 });
+    expect((await touch(runtime, 'p')).version).toBe(2);
+  });
+
+  it('refuses an input the codec cannot carry, alone, without counting a crash', async () => {
+    const { runtime } = await probeRuntime();
+    const [huge, neighbour] = await Promise.allSettled([
+      runtime.dispatch({ aggregate: 'probe', id: 'h', command: 'huge', input: { v: '1180591620717411303424' } }),
+      touch(runtime, 'n'),
+    ]);
+    expect(huge).toMatchObject({ status: 'rejected', reason: { code: 'SHARDLOG_INVALID_INPUT' } });
+    expect(neighbour).toMatchObject({ status: 'fulfilled', value: { version: 1 } });
+    expect(runtime.stats()[0]).toMatchObject({ crashes: 0, status: 'serving' });
+  });
+
   it('refuses an event that fails its own schema, writing nothing', async () => {
     const { runtime } = await probeRuntime();
     await expect(runtime.dispatch({ aggregate: 'probe', id: 'a', command: 'invalid', input: {} })).rejects.toMatchObject({ code: 'SHARDLOG_INVALID_EVENT' });

@@ -1,3 +1,4 @@
+import { makeError } from '../errors.ts';
 import type { Aggregate } from './aggregate.ts';
 
 /** An application: its aggregate types, and the module that exports it (shard threads import it). */
@@ -30,6 +31,13 @@ export function defineApp<const Aggregates extends readonly AnyAggregate[]>(conf
     aggregateByName.set(aggregate.name, aggregate);
   }
   return { kind: 'app', module: config.module, aggregates: config.aggregates, aggregateByName };
+}
+
+/** The app's aggregate type of that name; throws SHARDLOG_UNKNOWN_AGGREGATE if it has none. */
+export function aggregateNamed(app: App, name: string): AnyAggregate {
+  const aggregate = app.aggregateByName.get(name);
+  if (aggregate === undefined) throw makeError('SHARDLOG_UNKNOWN_AGGREGATE', `unknown aggregate "${name}"`, { aggregate: name });
+  return aggregate;
 }
 
 function isApp(value: unknown): value is App {

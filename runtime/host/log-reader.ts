@@ -1,6 +1,6 @@
 import Database from 'better-sqlite3';
 import { join, resolve } from 'node:path';
-import type { App } from '../define/app.ts';
+import { aggregateNamed, type App } from '../define/app.ts';
 import { makeError } from '../errors.ts';
 import { assertValidId, partitionOf, shardOf, streamName } from '../partitioning.ts';
 import type { StoredEvent } from '../protocol.ts';
@@ -13,8 +13,7 @@ import { readMeta } from './data-dir.ts';
  * node serves the same data dir (WAL readers never block the writer) or when none does.
  */
 export function readStreamEvents(app: App, dataDir: string, query: { aggregate: string; id: string; after: number; limit: number }): StoredEvent[] {
-  const aggregate = app.aggregateByName.get(query.aggregate);
-  if (aggregate === undefined) throw makeError('SHARDLOG_UNKNOWN_AGGREGATE', `unknown aggregate "${query.aggregate}"`);
+  const aggregate = aggregateNamed(app, query.aggregate);
   assertValidId(query.id);
   const directory = resolve(dataDir);
   const meta = readMeta(directory);

@@ -3,7 +3,7 @@ import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { z } from 'zod';
 import type { Aggregate } from '../define/aggregate.ts';
-import type { AnyAggregate, App } from '../define/app.ts';
+import { aggregateNamed, type AnyAggregate, type App } from '../define/app.ts';
 import { commandOf } from '../define/execute.ts';
 import { newCommandId } from '../command-id.ts';
 import { deserializeError, makeError, type ShardlogError } from '../errors.ts';
@@ -315,9 +315,7 @@ export class Runtime<A extends App = App> {
   }
 
   private aggregate(name: string): AnyAggregate {
-    const aggregate = this.app.aggregateByName.get(name);
-    if (aggregate === undefined) throw makeError('SHARDLOG_UNKNOWN_AGGREGATE', `unknown aggregate "${name}"`, { aggregate: name });
-    return aggregate;
+    return aggregateNamed(this.app, name);
   }
 
   private hostFor(aggregate: string, id: string): ShardHost {

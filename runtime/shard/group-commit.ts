@@ -1,5 +1,5 @@
 import { hash } from 'node:crypto';
-import type { App, AnyAggregate } from '../define/app.ts';
+import { aggregateNamed, type App, type AnyAggregate } from '../define/app.ts';
 import { decide, evolve } from '../define/execute.ts';
 import { decodeStored, encodeStored } from '../codec.ts';
 import { makeError, RejectedError, serializeError, ShardlogError } from '../errors.ts';
@@ -197,9 +197,7 @@ export class GroupCommit {
   }
 
   private aggregate(name: string): AnyAggregate {
-    const aggregate = this.app.aggregateByName.get(name);
-    if (aggregate === undefined) throw makeError('SHARDLOG_UNKNOWN_AGGREGATE', `unknown aggregate "${name}"`, { aggregate: name });
-    return aggregate;
+    return aggregateNamed(this.app, name);
   }
 }
 

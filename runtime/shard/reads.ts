@@ -1,4 +1,4 @@
-import type { App, AnyAggregate } from '../define/app.ts';
+import { aggregateNamed, type App, type AnyAggregate } from '../define/app.ts';
 import { initialStateOf } from '../define/execute.ts';
 import { decodeStored } from '../codec.ts';
 import { makeError } from '../errors.ts';
@@ -77,8 +77,6 @@ export class ShardReads {
   }
 
   private aggregate(name: string): AnyAggregate {
-    const aggregate = this.app.aggregateByName.get(name);
-    if (aggregate === undefined) throw makeError('SHARDLOG_UNKNOWN_AGGREGATE', `unknown aggregate "${name}"`, { aggregate: name });
-    return aggregate;
+    return aggregateNamed(this.app, name);
   }
 }

@@ -1,5 +1,5 @@
 import type { FastifyReply } from 'fastify';
-import { errorCodes, makeError, RejectedError, ShardlogError, type ErrorCode } from '../runtime/index.ts';
+import { errorCodes, makeError, RejectedError, type ErrorCode, type ShardlogError } from '../runtime/index.ts';
 
 /** An RFC 9457 problem document. `code` is stable; for a domain refusal it is the domain's code. */
 export interface Problem {
@@ -55,4 +55,3 @@ export function sendProblem(reply: FastifyReply, error: ShardlogError): FastifyR
   return reply.code(problem.status).type('application/problem+json').send(problem);
 }
 
-export { ShardlogError };

@@ -1,8 +1,6 @@
 import type { FastifyInstance } from 'fastify';
-import { ShardlogError } from '../../runtime/index.ts';
 import type { GatewayContext } from '../context.ts';
 import { openApiDocument } from '../openapi.ts';
-import { sendProblem } from '../problem.ts';
 
 /** Liveness, readiness, metrics and the OpenAPI document. */
 export function operationRoutes(app: FastifyInstance, context: GatewayContext): void {
@@ -17,12 +15,7 @@ export function operationRoutes(app: FastifyInstance, context: GatewayContext): 
   });
 
   app.get('/metrics', async (request, reply) => {
-    try {
-      context.authorize(request, 'metrics');
-    } catch (error) {
-      if (error instanceof ShardlogError) return sendProblem(reply, error);
-      throw error;
-    }
+    context.authorize(request, 'metrics');
     return reply.type(context.metrics.registry.contentType).send(await context.metrics.registry.metrics());
   });
 

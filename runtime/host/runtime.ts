@@ -176,9 +176,8 @@ export class Runtime<A extends App = App> {
       throw makeError('SHARDLOG_INVALID_INPUT', 'expectedVersion must be a non-negative integer', { issues: [] });
     }
     if (request.commandId !== undefined) assertValidCommandId(request.commandId);
-    const shard = shardOf(partitionOf(streamName(request.aggregate, request.id), this.partitions), this.hosts.length);
     return {
-      shard,
+      shard: this.shardFor(request.aggregate, request.id),
       envelope: {
         commandId: request.commandId ?? newCommandId(),
         ...(request.commandId === undefined ? { freshId: true as const } : {}),
@@ -318,8 +317,12 @@ export class Runtime<A extends App = App> {
     return aggregateNamed(this.app, name);
   }
 
+  private shardFor(aggregate: string, id: string): number {
+    return shardOf(partitionOf(streamName(aggregate, id), this.partitions), this.hosts.length);
+  }
+
   private hostFor(aggregate: string, id: string): ShardHost {
-    return this.hosts[shardOf(partitionOf(streamName(aggregate, id), this.partitions), this.hosts.length)]!;
+    return this.hosts[this.shardFor(aggregate, id)]!;
   }
 }
 

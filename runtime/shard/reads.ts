@@ -48,18 +48,14 @@ export class ShardReads {
 
   streamEvents(aggregateName: string, id: string, after: number, limit: number): StoredEvent[] {
     const aggregate = this.aggregate(aggregateName);
-    return this.log.streamEventsAfter(streamName(aggregateName, id), after, limit).map((row) => this.toStored(aggregate, row));
+    return this.log.streamEventsAfter(streamName(aggregateName, id), after, limit).map((row) => ShardReads.toStoredEvent(aggregate, row));
   }
 
   partitionEvents(partition: number, after: number, limit: number): StoredEvent[] {
     return this.log.partitionEventsAfter(partition, after, limit).map((row) => {
       const aggregateName = row.stream.slice(0, row.stream.indexOf('/'));
-      return this.toStored(this.aggregate(aggregateName), row);
+      return ShardReads.toStoredEvent(this.aggregate(aggregateName), row);
     });
-  }
-
-  private toStored(aggregate: AnyAggregate, row: EventRow): StoredEvent {
-    return ShardReads.toStoredEvent(aggregate, row);
   }
 
   /** A stored row as readers see it: upcast payload, decoded metadata, ISO time. */

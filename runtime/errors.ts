@@ -5,6 +5,18 @@
  */
 export const errorCodes = {
   SHARDLOG_UNKNOWN_AGGREGATE: { status: 404, retryable: false, doc: 'The app defines no aggregate type with this name.' },
+  SHARDLOG_UNKNOWN_PROJECTION: { status: 404, retryable: false, doc: 'The app defines no projection with this name.' },
+  SHARDLOG_VIEW_BEHIND: {
+    status: 504,
+    retryable: true,
+    doc: 'A read with `?after=<position>` waited its bound and the projection had not reached that position; `data.behindBy` says by how many events.',
+  },
+  SHARDLOG_PROJECTION_HALTED: {
+    status: 503,
+    retryable: true,
+    doc: 'The projection stopped on an event it could not apply (parked in its dead-letter table); fix the handler, then `shardlog dlq retry` or `skip`.',
+  },
+  SHARDLOG_DLQ_CONFLICT: { status: 409, retryable: false, doc: 'The dead-letter entry does not exist, or retrying it failed again (`data.error` says why).' },
   SHARDLOG_UNKNOWN_COMMAND: { status: 404, retryable: false, doc: 'The aggregate type defines no command with this name.' },
   SHARDLOG_INVALID_ID: {
     status: 400,

@@ -1,6 +1,7 @@
 /** Shardlog's public entry: the define API, the runtime, and the errors it reports. */
 export { defineAggregate } from './define/aggregate.ts';
 export { defineApp } from './define/app.ts';
+export { defineProjection } from './define/projection.ts';
 export { reject, Rejection } from './define/rejection.ts';
 export { given } from './define/testing.ts';
 export { createRuntime, Runtime } from './host/runtime.ts';
@@ -12,6 +13,7 @@ export { fnv1a32, partitionOf } from './partitioning.ts';
 
 export type { Aggregate, AggregateConfig, DecideContext, EmittedEvent, StateOf } from './define/aggregate.ts';
 export type { App } from './define/app.ts';
+export type { Projection, ProjectionConfig, ProjectionContext, ProjectionEvent } from './define/projection.ts';
 export type { CommandOutcome, PreparedCommand, DispatchRequest, DispatchResult, EventsQuery, RuntimeOptions, StateQuery } from './host/runtime.ts';
 export type { BatchReport, RestartPolicy, RuntimeLogger, ShardStats } from './host/shard-host.ts';
 export type { CommandResult, Durability, StoredEvent } from './protocol.ts';

@@ -3,6 +3,7 @@
  * Each travels msgpack-encoded in a transferred buffer; one `commands` request carries every
  * command the host gathered for that shard in one event-loop tick.
  */
+import type { BusEvent } from './bus/bus-event.ts';
 import type { SerializedError } from './errors.ts';
 
 export interface CommandEnvelope {
@@ -47,11 +48,19 @@ export type ShardRequest =
   | { type: 'partition-events'; partition: number; after: number; limit: number }
   | { type: 'command'; commandId: string }
   | { type: 'prune'; recordedBefore: number; limit: number }
+  | { type: 'heads' }
+  | { type: 'bus-events'; partition: number; after: number; limit: number }
+  /** The relay's progress: [partition, published seq, …]. */
+  | { type: 'record-published'; marks: number[] }
+  | { type: 'published' }
   | { type: 'close' };
 
 export type ShardResponse =
   | { type: 'opened'; partitions: number[] }
-  | { type: 'committed'; replies: CommandReply[] }
+  /** `heads`: [partition, seq, partition, seq, …], the last seq of each partition the batch appended to. */
+  | { type: 'committed'; replies: CommandReply[]; heads: number[] }
+  | { type: 'heads'; heads: number[] }
+  | { type: 'bus-events'; events: BusEvent[] }
   | { type: 'state'; state: unknown; version: number }
   | { type: 'events'; events: StoredEvent[] }
   | { type: 'command'; reply: CommandReply | null; aggregate: string | null; id: string | null }

@@ -1,5 +1,6 @@
 import { makeError } from '../errors.ts';
 import type { Aggregate } from './aggregate.ts';
+import type { AnyProjection } from './projection.ts';
 
 /** An application: its aggregate types, and the module that exports it (shard threads import it). */
 export interface App<Aggregates extends readonly AnyAggregate[] = readonly AnyAggregate[]> {
@@ -7,6 +8,8 @@ export interface App<Aggregates extends readonly AnyAggregate[] = readonly AnyAg
   readonly module: string;
   readonly aggregates: Aggregates;
   readonly aggregateByName: ReadonlyMap<string, AnyAggregate>;
+  readonly projections: readonly AnyProjection[];
+  readonly projectionByName: ReadonlyMap<string, AnyProjection>;
 }
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- variance: any aggregate's decide/evolve must fit
@@ -24,13 +27,30 @@ export type AnyAggregate = Aggregate<string, any, any, any>;
 export function defineApp<const Aggregates extends readonly AnyAggregate[]>(config: {
   module: string;
   aggregates: Aggregates;
+  projections?: readonly AnyProjection[];
 }): App<Aggregates> {
   const aggregateByName = new Map<string, AnyAggregate>();
   for (const aggregate of config.aggregates) {
     if (aggregateByName.has(aggregate.name)) throw new TypeError(`aggregate "${aggregate.name}" is defined twice`);
     aggregateByName.set(aggregate.name, aggregate);
   }
-  return { kind: 'app', module: config.module, aggregates: config.aggregates, aggregateByName };
+  const projections = config.projections ?? [];
+  const projectionByName = new Map<string, AnyProjection>();
+  for (const projection of projections) {
+    if (projectionByName.has(projection.name)) throw new TypeError(`projection "${projection.name}" is defined twice`);
+    for (const source of projection.from) {
+      if (aggregateByName.get(source.name) !== source) throw new TypeError(`projection "${projection.name}" reads aggregate "${source.name}", which is not in the app`);
+    }
+    projectionByName.set(projection.name, projection);
+  }
+  return { kind: 'app', module: config.module, aggregates: config.aggregates, aggregateByName, projections, projectionByName };
+}
+
+/** The app's projection of that name; throws SHARDLOG_UNKNOWN_PROJECTION if it has none. */
+export function projectionNamed(app: App, name: string): AnyProjection {
+  const projection = app.projectionByName.get(name);
+  if (projection === undefined) throw makeError('SHARDLOG_UNKNOWN_PROJECTION', `unknown projection "${name}"`, { projection: name });
+  return projection;
 }
 
 /** The app's aggregate type of that name; throws SHARDLOG_UNKNOWN_AGGREGATE if it has none. */

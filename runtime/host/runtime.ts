@@ -5,6 +5,7 @@ import type { z } from 'zod';
 import type { Aggregate } from '../define/aggregate.ts';
 import { aggregateNamed, type AnyAggregate, type App } from '../define/app.ts';
 import { commandOf } from '../define/execute.ts';
+import type { BusEvent } from '../bus/bus-event.ts';
 import { newCommandId } from '../command-id.ts';
 import { deserializeError, makeError, type ShardlogError } from '../errors.ts';
 import { assertValidId, partitionOf, shardOf, streamName } from '../partitioning.ts';
@@ -13,6 +14,7 @@ import { openDataDir } from './data-dir.ts';
 import { Checkpointer } from './checkpointer.ts';
 import { DataDirLock } from './data-dir-lock.ts';
 import { finishInterruptedReshard } from './reshard.ts';
+import { ProjectorHost } from './projector-host.ts';
 import { ShardHost, type BatchReport, type RestartPolicy, type RuntimeLogger, type ShardStats } from './shard-host.ts';
 
 export interface RuntimeOptions<A extends App = App> {
@@ -72,6 +74,8 @@ export interface PreparedCommand {
   readonly envelope: CommandEnvelope;
 }
 
+export type CommitListener = (heads: readonly number[]) => void;
+
 export interface DispatchResult extends CommandResult {
   commandId: string;
 }
@@ -115,6 +119,9 @@ const pruneChunk = 5_000;
  */
 export class Runtime<A extends App = App> {
   private closed = false;
+  private readonly commitListeners = new Set<CommitListener>();
+  private readonly lastSeqs = new Map<number, number>();
+  private projectorHost: ProjectorHost | undefined;
   private closing: Promise<void> | undefined;
   private readonly pruneTimer: NodeJS.Timeout;
 
@@ -128,6 +135,95 @@ export class Runtime<A extends App = App> {
   ) {
     const every = Math.max(1_000, Math.min(retentionMs / 4, 10 * 60_000));
     this.pruneTimer = setInterval(() => void this.pruneCommands().catch(() => undefined), every).unref();
+  }
+
+  /**
+   * Calls `listener` after every commit with [partition, last seq, …] of the partitions it
+   * appended to: the wake-up of the event bus, projectors and SSE. Returns the unsubscribe.
+   */
+  onCommit(listener: CommitListener): () => void {
+    this.commitListeners.add(listener);
+    return () => this.commitListeners.delete(listener);
+  }
+
+  /** Called by the shard hosts after each answered batch. */
+  readonly reportBatch = (batch: BatchReport): void => {
+    if (batch.heads.length === 0) return;
+    for (let index = 0; index < batch.heads.length; index += 2) this.lastSeqs.set(batch.heads[index]!, batch.heads[index + 1]!);
+    for (const listener of this.commitListeners) listener(batch.heads);
+  };
+
+  /** The last committed seq of a partition as of the latest commit this runtime saw (0 if none). */
+  head(partition: number): number {
+    return this.lastSeqs.get(partition) ?? 0;
+  }
+
+  /** The app's projections: their documents, read-your-writes waits, status, rebuild and dead letters. */
+  get projections(): ProjectorHost {
+    this.assertOpen();
+    if (this.projectorHost === undefined) throw makeError('SHARDLOG_UNKNOWN_PROJECTION', 'this app defines no projections');
+    return this.projectorHost;
+  }
+
+  /** Starts the projector thread (when the app has projections); part of createRuntime. */
+  async startProjections(dataDir: string, logger: RuntimeLogger): Promise<void> {
+    for (const [partition, seq] of await this.heads()) if (seq > (this.lastSeqs.get(partition) ?? 0)) this.lastSeqs.set(partition, seq);
+    if (this.app.projections.length === 0) return;
+    this.projectorHost = await ProjectorHost.start({
+      app: this.app,
+      dataDir,
+      shards: this.hosts.length,
+      partitions: this.partitions,
+      logger,
+      subscribe: (listener) => this.onCommit(listener),
+      head: (partition) => this.head(partition),
+    });
+  }
+
+  /** The last committed seq of every partition that has events. */
+  heads(): Promise<Map<number, number>> {
+    return this.seqsOfEveryShard({ type: 'heads' });
+  }
+
+  /** How far the relay has published each partition (as recorded with `recordPublished`). */
+  publishedSeqs(): Promise<Map<number, number>> {
+    return this.seqsOfEveryShard({ type: 'published' });
+  }
+
+  /** Records the relay's progress in the shard logs, so it resumes there after a restart. */
+  async recordPublished(published: ReadonlyMap<number, number>): Promise<void> {
+    this.assertOpen();
+    const byShard = new Map<number, number[]>();
+    for (const [partition, seq] of published) {
+      const shard = shardOf(checkedCount('partition', partition, 0, this.partitions - 1), this.hosts.length);
+      byShard.set(shard, [...(byShard.get(shard) ?? []), partition, seq]);
+    }
+    await Promise.all([...byShard].map(([shard, marks]) => this.hosts[shard]!.request({ type: 'record-published', marks })));
+  }
+
+  /** One partition's events after a seq, as the bus carries them (payloads not upcast). */
+  async busEvents(partition: number, after: number, limit: number): Promise<BusEvent[]> {
+    this.assertOpen();
+    checkedCount('partition', partition, 0, this.partitions - 1);
+    const response = await this.hosts[shardOf(partition, this.hosts.length)]!.request({
+      type: 'bus-events',
+      partition,
+      after: checkedCount('after', after, 0, Number.MAX_SAFE_INTEGER),
+      limit: checkedCount('limit', limit, 1, 10_000),
+    });
+    if (response.type !== 'bus-events') throw new Error(`unexpected ${response.type} response`);
+    return response.events;
+  }
+
+  private async seqsOfEveryShard(request: { type: 'heads' | 'published' }): Promise<Map<number, number>> {
+    this.assertOpen();
+    const seqs = new Map<number, number>();
+    const responses = await Promise.all(this.hosts.map((host) => host.request(request)));
+    for (const response of responses) {
+      if (response.type !== 'heads') throw new Error(`unexpected ${response.type} response`);
+      for (let index = 0; index < response.heads.length; index += 2) seqs.set(response.heads[index]!, response.heads[index + 1]!);
+    }
+    return seqs;
   }
 
   get shards(): number {
@@ -302,6 +398,7 @@ export class Runtime<A extends App = App> {
     this.closing ??= (async () => {
       this.closed = true;
       clearInterval(this.pruneTimer);
+      await this.projectorHost?.close();
       await this.checkpointer.close();
       await Promise.all(this.hosts.map((host) => host.close()));
       this.lock.release();
@@ -381,6 +478,11 @@ async function startRuntime<A extends App>(options: RuntimeOptions<A>, dataDir: 
   const maxQueuedCommands = positiveInteger('maxQueuedCommands', options.maxQueuedCommands, 10_000);
   const maxBatchSize = positiveInteger('maxBatchSize', options.maxBatchSize, 1_024);
   const retentionMs = positiveInteger('idempotencyRetentionMs', options.idempotencyRetentionMs, 24 * 60 * 60_000);
+  let runtime: Runtime<A> | undefined;
+  const onBatch = (batch: BatchReport): void => {
+    options.onBatch?.(batch);
+    runtime?.reportBatch(batch);
+  };
   const hosts = Array.from(
     { length: meta.shards },
     (_, shard) =>
@@ -392,7 +494,7 @@ async function startRuntime<A extends App>(options: RuntimeOptions<A>, dataDir: 
         maxOldGenerationSizeMb: options.shardMemoryMb,
         restart: { ...defaultRestart, ...options.restart },
         logger: options.logger ?? consoleLogger,
-        onBatch: options.onBatch,
+        onBatch,
       }),
   );
   const opened = await Promise.allSettled(hosts.map((host) => host.open()));
@@ -403,5 +505,12 @@ async function startRuntime<A extends App>(options: RuntimeOptions<A>, dataDir: 
   }
   const shardFiles = hosts.map((_, shard) => join(dataDir, 'shards', `${shard}.db`));
   const checkpointer = new Checkpointer(shardFiles, checkpointIntervalMs, options.logger ?? consoleLogger);
-  return new Runtime(options.app, meta.partitions, hosts, retentionMs, lock, checkpointer);
+  runtime = new Runtime(options.app, meta.partitions, hosts, retentionMs, lock, checkpointer);
+  try {
+    await runtime.startProjections(dataDir, options.logger ?? consoleLogger);
+  } catch (error) {
+    await runtime.close();
+    throw error;
+  }
+  return runtime;
 }

@@ -25,6 +25,8 @@ export interface BatchReport {
   events: number;
   /** From sending the batch to its replies, including the commit. */
   durationMs: number;
+  /** [partition, last seq, …] of every partition the batch appended to. */
+  heads: number[];
 }
 
 export interface RestartPolicy {
@@ -228,7 +230,7 @@ export class ShardHost {
         pending.reject(deserializeError(reply.error));
       }
     }
-    this.options.onBatch?.({ shard: this.shard, commands: batch.length, events, durationMs: performance.now() - sentAt });
+    this.options.onBatch?.({ shard: this.shard, commands: batch.length, events, durationMs: performance.now() - sentAt, heads: response.heads });
   }
 
   /** Piscina has already replaced the dead thread; we hold batches back for a growing delay. */

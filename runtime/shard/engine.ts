@@ -4,6 +4,7 @@ import type { App } from '../define/app.ts';
 import { makeError } from '../errors.ts';
 import { decodeStored } from '../codec.ts';
 import type { CommandReply, ShardRequest, ShardResponse, ShardWorkerData } from '../protocol.ts';
+import { busEventFromRow } from '../bus/bus-event.ts';
 import { ActorCache } from './actor-cache.ts';
 import { GroupCommit } from './group-commit.ts';
 import { ShardReads } from './reads.ts';
@@ -33,7 +34,9 @@ export class ShardEngine {
       case 'open':
         return { type: 'opened', partitions: this.ownedPartitions() };
       case 'commands':
-        return { type: 'committed', replies: this.groupCommit.run(request.commands) };
+        return { type: 'committed', ...this.groupCommit.run(request.commands) };
+      case 'heads':
+        return { type: 'heads', heads: [...this.log.lastSeqs()].flat() };
       case 'state': {
         const { aggregate, id, version, at } = request;
         if (version !== undefined) return { type: 'state', ...this.reads.stateAtVersion(aggregate, id, version) };
@@ -43,10 +46,16 @@ export class ShardEngine {
       case 'stream-events':
         return { type: 'events', events: this.reads.streamEvents(request.aggregate, request.id, request.after, request.limit) };
       case 'partition-events':
-        if (request.partition % this.config.shards !== this.config.shard) {
-          throw makeError('SHARDLOG_INVALID_QUERY', `partition ${request.partition} is not on shard ${this.config.shard}`);
-        }
+        this.assertOwned(request.partition);
         return { type: 'events', events: this.reads.partitionEvents(request.partition, request.after, request.limit) };
+      case 'bus-events':
+        this.assertOwned(request.partition);
+        return { type: 'bus-events', events: this.log.partitionEventsAfter(request.partition, request.after, request.limit).map(busEventFromRow) };
+      case 'record-published':
+        this.log.recordPublished(request.marks);
+        return { type: 'heads', heads: request.marks };
+      case 'published':
+        return { type: 'heads', heads: [...this.log.publishedSeqs()].flat() };
       case 'command': {
         const row = this.log.findCommand(request.commandId);
         if (row === undefined) return { type: 'command', reply: null, aggregate: null, id: null };
@@ -59,6 +68,12 @@ export class ShardEngine {
       case 'close':
         this.close();
         return { type: 'closed' };
+    }
+  }
+
+  private assertOwned(partition: number): void {
+    if (partition % this.config.shards !== this.config.shard) {
+      throw makeError('SHARDLOG_INVALID_QUERY', `partition ${partition} is not on shard ${this.config.shard}`);
     }
   }
 

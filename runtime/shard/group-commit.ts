@@ -43,7 +43,8 @@ export class GroupCommit {
     this.lastSeq = log.lastSeqs();
   }
 
-  run(commands: readonly CommandEnvelope[]): CommandReply[] {
+  /** Decides and commits a batch; `heads` lists [partition, last seq] of every partition it appended to. */
+  run(commands: readonly CommandEnvelope[]): { replies: CommandReply[]; heads: number[] } {
     this.lastNow = Math.max(this.lastNow, Date.now());
     const batch: Batch = {
       now: this.lastNow,
@@ -69,19 +70,23 @@ export class GroupCommit {
         replies.push(failure(error));
       }
     }
-    if (batch.write.commands.length > 0) this.commit(batch, replies);
+    const heads: number[] = [];
+    if (batch.write.commands.length > 0 && this.commit(batch, replies)) {
+      for (const partition of batch.seqBefore.keys()) heads.push(partition, this.lastSeq.get(partition)!);
+    }
     for (const [index, of] of repeats) replies[index] = replies[of]!;
     for (const actor of batch.touched.values()) {
       if (batch.poisoned.has(actor.stream)) this.actors.delete(actor.stream);
       else this.actors.set(actor);
     }
     this.actors.trim();
-    return replies;
+    return { replies, heads };
   }
 
-  private commit(batch: Batch, replies: CommandReply[]): void {
+  private commit(batch: Batch, replies: CommandReply[]): boolean {
     try {
       this.log.commit(batch.write);
+      return true;
     } catch (error) {
       for (const stream of batch.touched.keys()) this.actors.delete(stream);
       batch.touched.clear();
@@ -89,6 +94,7 @@ export class GroupCommit {
       const message = error instanceof Error ? error.message : String(error);
       const failed = failure(makeError('SHARDLOG_COMMIT_FAILED', `commit failed: ${message}; nothing of this batch was written`, {}, error));
       for (const index of batch.writing) replies[index] = failed;
+      return false;
     }
   }
 

@@ -58,6 +58,7 @@ export class ShardLog {
   private readonly selectStreamUntilTime;
   private readonly selectPartitionAfter;
   private readonly deleteOldCommands;
+  private readonly upsertPublished;
   private readonly commitBatch: (batch: BatchWrite) => void;
 
   constructor(file: string, durability: Durability, identity: ShardIdentity) {
@@ -107,6 +108,10 @@ export class ShardLog {
     );
     this.deleteOldCommands = this.db.prepare<[number, number]>(
       'DELETE FROM commands WHERE id IN (SELECT id FROM commands WHERE recorded_at < ? LIMIT ?)',
+    );
+    this.upsertPublished = this.db.prepare<[number, number]>(
+      `INSERT INTO relay (partition, published_seq) VALUES (?, ?)
+       ON CONFLICT (partition) DO UPDATE SET published_seq = MAX(published_seq, excluded.published_seq)`,
     );
     this.commitBatch = this.db.transaction((batch: BatchWrite) => {
       for (const e of batch.events) this.insertEvent.run(e.partition, e.seq, e.stream, e.version, e.type, e.schema_version, e.data, e.meta, e.recorded_at);
@@ -173,6 +178,19 @@ export class ShardLog {
 
   partitionEventsAfter(partition: number, afterSeq: number, limit: number): EventRow[] {
     return this.selectPartitionAfter.all(partition, afterSeq, limit);
+  }
+
+  /** Records how far the relay has published, [partition, seq, …]; never moves backwards. */
+  recordPublished(marks: readonly number[]): void {
+    this.db.transaction(() => {
+      for (let index = 0; index < marks.length; index += 2) this.upsertPublished.run(marks[index]!, marks[index + 1]!);
+    })();
+  }
+
+  /** The relay's published seq of every partition it has published. */
+  publishedSeqs(): Map<number, number> {
+    const rows = this.db.prepare<[], { partition: number; published_seq: number }>('SELECT partition, published_seq FROM relay').all();
+    return new Map(rows.map((row) => [row.partition, row.published_seq]));
   }
 
   /** Deletes at most `limit` command records older than the cutoff; returns how many. */

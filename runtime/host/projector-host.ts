@@ -1,0 +1,285 @@
+import { Worker } from 'node:worker_threads';
+import type { App } from '../define/app.ts';
+import { projectionNamed } from '../define/app.ts';
+import { deserializeError, makeError } from '../errors.ts';
+import type { DeadLetter, FromProjector, ProjectionStatus, ProjectorCall, ProjectorWorkerData, RebuildStatus, ToProjector } from '../projection/messages.ts';
+import { ViewReader, type ViewPage } from '../projection/view-reader.ts';
+import type { RuntimeLogger } from './shard-host.ts';
+
+const entry = new URL(import.meta.url.endsWith('.ts') ? '../projection/ts-entry.mjs' : '../projection/worker.js', import.meta.url);
+
+interface Waiter {
+  partition: number;
+  seq: number;
+  resolve(): void;
+  reject(error: Error): void;
+}
+
+interface ViewState {
+  reader: ViewReader;
+  checkpoints: Map<number, number>;
+  halted: boolean;
+  waiters: Set<Waiter>;
+}
+
+export interface ProjectorHostOptions {
+  app: App;
+  dataDir: string;
+  shards: number;
+  partitions: number;
+  logger: RuntimeLogger;
+  /** Where commits are announced: [partition, last seq, …]. */
+  subscribe(listener: (heads: readonly number[]) => void): () => void;
+  /** The last committed seq of a partition, for "how far behind" answers. */
+  head(partition: number): number;
+}
+
+/**
+ * The main-thread side of the projector thread: forwards commit heads to it, mirrors its
+ * checkpoints (for read-your-writes waits), reads view files, and relays admin calls.
+ * A thread that dies is restarted after a growing delay; it resumes from its checkpoints.
+ */
+export class ProjectorHost {
+  private worker!: Worker;
+  private readonly views = new Map<string, ViewState>();
+  private readonly calls = new Map<number, { resolve(value: unknown): void; reject(error: Error): void }>();
+  private nextCallId = 1;
+  private closing = false;
+  private crashes = 0;
+  private readonly unsubscribe: () => void;
+  private ready!: Promise<void>;
+
+  private constructor(private readonly options: ProjectorHostOptions) {
+    for (const projection of options.app.projections) {
+      this.views.set(projection.name, {
+        reader: new ViewReader('', projection.indexes ?? []),
+        checkpoints: new Map(),
+        halted: false,
+        waiters: new Set(),
+      });
+    }
+    this.unsubscribe = options.subscribe((heads) => this.post({ type: 'heads', heads }));
+  }
+
+  static async start(options: ProjectorHostOptions): Promise<ProjectorHost> {
+    const host = new ProjectorHost(options);
+    host.spawn();
+    await host.ready;
+    return host;
+  }
+
+  private spawn(): void {
+    const workerData: ProjectorWorkerData = {
+      dataDir: this.options.dataDir,
+      shards: this.options.shards,
+      partitions: this.options.partitions,
+      appModule: this.options.app.module,
+    };
+    const worker = new Worker(entry, { workerData });
+    this.worker = worker;
+    this.ready = new Promise<void>((resolve, reject) => {
+      worker.on('message', (message: FromProjector) => {
+        if (message.type === 'ready') {
+          for (const view of message.views) {
+            const state = this.view(view.name);
+            state.reader.reopenAt(view.file);
+            this.advance(state, view.checkpoints);
+            state.halted = view.halted;
+          }
+          resolve();
+          return;
+        }
+        this.receive(message);
+      });
+      worker.once('exit', (code) => {
+        reject(new Error(`the projector thread exited (code ${code}) before it was ready`));
+        this.onExit(code);
+      });
+      worker.on('error', (error) => this.options.logger.error({ err: error }, 'projector thread failed'));
+    });
+    this.ready.catch(() => undefined);
+  }
+
+  private onExit(code: number): void {
+    for (const call of this.calls.values()) call.reject(makeError('SHARDLOG_INTERNAL', 'the projector thread exited'));
+    this.calls.clear();
+    if (this.closing) return;
+    this.crashes += 1;
+    const delay = Math.min(10_000, 100 * 2 ** Math.min(this.crashes - 1, 7));
+    this.options.logger.error({ code, restartInMs: delay }, 'projector thread died; restarting it from its checkpoints');
+    setTimeout(() => {
+      if (!this.closing) this.spawn();
+    }, delay).unref();
+  }
+
+  private receive(message: FromProjector): void {
+    switch (message.type) {
+      case 'progress': {
+        const state = this.view(message.name);
+        state.halted = message.halted;
+        this.advance(state, message.marks);
+        if (state.halted) this.failWaiters(state);
+        return;
+      }
+      case 'reply': {
+        const call = this.calls.get(message.id);
+        this.calls.delete(message.id);
+        if (message.ok) call?.resolve(message.value);
+        else call?.reject(deserializeError(message.error));
+        return;
+      }
+      case 'close-readers':
+        this.view(message.name).reader.close();
+        this.post({ type: 'readers-closed', name: message.name });
+        return;
+      case 'switched': {
+        const state = this.view(message.name);
+        state.reader.reopenAt(message.file);
+        state.checkpoints.clear();
+        this.advance(state, message.checkpoints);
+        return;
+      }
+      case 'ready':
+        return;
+    }
+  }
+
+  private advance(state: ViewState, marks: readonly number[]): void {
+    for (let index = 0; index < marks.length; index += 2) state.checkpoints.set(marks[index]!, marks[index + 1]!);
+    for (const waiter of state.waiters) {
+      if ((state.checkpoints.get(waiter.partition) ?? 0) >= waiter.seq) {
+        state.waiters.delete(waiter);
+        waiter.resolve();
+      }
+    }
+  }
+
+  private failWaiters(state: ViewState): void {
+    for (const waiter of state.waiters) {
+      if ((state.checkpoints.get(waiter.partition) ?? 0) < waiter.seq) {
+        state.waiters.delete(waiter);
+        waiter.reject(makeError('SHARDLOG_PROJECTION_HALTED', 'the projection is halted on an event it could not apply', { retryAfterMs: 5_000 }));
+      }
+    }
+  }
+
+  private view(name: string): ViewState {
+    projectionNamed(this.options.app, name);
+    return this.views.get(name)!;
+  }
+
+  private post(message: ToProjector): void {
+    this.worker.postMessage(message);
+  }
+
+  private call<T>(call: ProjectorCall): Promise<T> {
+    if (this.closing && call.op !== 'close') return Promise.reject(makeError('SHARDLOG_CLOSED', 'the runtime is closing'));
+    const id = this.nextCallId++;
+    return new Promise<T>((resolve, reject) => {
+      this.calls.set(id, { resolve: resolve as (value: unknown) => void, reject });
+      this.post({ type: 'call', id, call });
+    });
+  }
+
+  /** The last applied seq of a partition in a projection. */
+  checkpoint(name: string, partition: number): number {
+    return this.view(name).checkpoints.get(partition) ?? 0;
+  }
+
+  /**
+   * Resolves once the projection has applied `partition:seq`; rejects with SHARDLOG_VIEW_BEHIND
+   * after `timeoutMs`, or SHARDLOG_PROJECTION_HALTED if it is halted short of it.
+   */
+  waitFor(name: string, partition: number, seq: number, timeoutMs: number): Promise<void> {
+    const state = this.view(name);
+    if ((state.checkpoints.get(partition) ?? 0) >= seq) return Promise.resolve();
+    if (state.halted) return Promise.reject(makeError('SHARDLOG_PROJECTION_HALTED', `projection "${name}" is halted on an event it could not apply`, { retryAfterMs: 5_000 }));
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        state.waiters.delete(waiter);
+        const checkpoint = state.checkpoints.get(partition) ?? 0;
+        const behindBy = Math.max(seq, this.options.head(partition)) - checkpoint;
+        reject(
+          makeError('SHARDLOG_VIEW_BEHIND', `projection "${name}" is at ${partition}:${checkpoint}, ${seq - checkpoint} events short of ${partition}:${seq} after ${timeoutMs} ms`, {
+            projection: name,
+            position: `${partition}:${checkpoint}`,
+            wanted: `${partition}:${seq}`,
+            behindBy,
+            retryAfterMs: 1_000,
+          }),
+        );
+      }, timeoutMs);
+      const waiter: Waiter = {
+        partition,
+        seq,
+        resolve: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+        reject: (error) => {
+          clearTimeout(timer);
+          reject(error);
+        },
+      };
+      state.waiters.add(waiter);
+    });
+  }
+
+  get(name: string, key: string): unknown {
+    return this.view(name).reader.get(key);
+  }
+
+  query(name: string, field: string, value: string, limit: number, cursor: string | undefined): ViewPage {
+    return this.view(name).reader.query(field, value, limit, cursor);
+  }
+
+  status(): Promise<ProjectionStatus[]> {
+    return this.call({ op: 'status' });
+  }
+
+  async statusOf(name: string): Promise<ProjectionStatus> {
+    this.view(name);
+    return (await this.status()).find((status) => status.name === name)!;
+  }
+
+  rebuild(name: string): Promise<RebuildStatus> {
+    this.view(name);
+    return this.call({ op: 'rebuild', name });
+  }
+
+  deadLetters(name: string, limit: number): Promise<DeadLetter[]> {
+    this.view(name);
+    return this.call({ op: 'dlq-list', name, limit });
+  }
+
+  retryDeadLetter(name: string, id: number): Promise<{ applied: true }> {
+    this.view(name);
+    return this.call({ op: 'dlq-retry', name, id });
+  }
+
+  skipDeadLetter(name: string, id: number): Promise<{ skipped: true }> {
+    this.view(name);
+    return this.call({ op: 'dlq-skip', name, id });
+  }
+
+  /** Stops the fold loop after its current step, closes the view files, then the thread. */
+  async close(): Promise<void> {
+    if (this.closing) return;
+    this.unsubscribe();
+    if (this.worker.threadId === -1) {
+      this.closing = true;
+      return;
+    }
+    const exited = new Promise<void>((resolve) => this.worker.once('exit', () => resolve()));
+    await this.call({ op: 'close' }).catch(() => undefined);
+    this.closing = true;
+    const timer = setTimeout(() => void this.worker.terminate(), 10_000);
+    await exited;
+    clearTimeout(timer);
+    for (const state of this.views.values()) {
+      state.reader.close();
+      for (const waiter of state.waiters) waiter.reject(makeError('SHARDLOG_CLOSED', 'the runtime is closing'));
+      state.waiters.clear();
+    }
+  }
+}

@@ -1,0 +1,73 @@
+/** The messages between the main thread (runtime/host/projector-host.ts) and the projector thread. */
+import type { SerializedError } from '../errors.ts';
+import type { Halt } from './projector.ts';
+
+export interface ProjectorWorkerData {
+  dataDir: string;
+  shards: number;
+  partitions: number;
+  appModule: string;
+}
+
+export type ProjectorCall =
+  | { op: 'status' }
+  | { op: 'rebuild'; name: string }
+  | { op: 'dlq-list'; name: string; limit: number }
+  | { op: 'dlq-retry'; name: string; id: number }
+  | { op: 'dlq-skip'; name: string; id: number }
+  | { op: 'close' };
+
+export type ToProjector =
+  /** [partition, last seq, …] after a commit. */
+  | { type: 'heads'; heads: readonly number[] }
+  | { type: 'call'; id: number; call: ProjectorCall }
+  | { type: 'readers-closed'; name: string };
+
+export type FromProjector =
+  /** Checkpoints that moved: [partition, seq, …]; `file` is the view file serving reads. */
+  | { type: 'progress'; name: string; marks: number[]; halted: boolean }
+  | { type: 'ready'; views: { name: string; file: string; checkpoints: number[]; halted: boolean }[] }
+  | { type: 'reply'; id: number; ok: true; value: unknown }
+  | { type: 'reply'; id: number; ok: false; error: SerializedError }
+  /** Close your read connections to this view: its file is about to be replaced. */
+  | { type: 'close-readers'; name: string }
+  | { type: 'switched'; name: string; file: string; checkpoints: number[] };
+
+export interface RebuildStatus {
+  startedAt: string;
+  /** Events behind the serving heads at the start, and applied so far. */
+  total: number;
+  done: number;
+  eventsPerSecond: number;
+  etaSeconds: number | null;
+}
+
+export interface ProjectionStatus {
+  name: string;
+  version: number;
+  state: 'catching-up' | 'live' | 'halted';
+  /** Sums over partitions of the last applied seq and of the last committed seq. */
+  checkpoint: number;
+  head: number;
+  lagEvents: number;
+  /** How long the oldest unapplied event has been waiting (0 when caught up). */
+  lagMs: number;
+  deadLetters: number;
+  halted: Halt | null;
+  /** Events applied since this node started. */
+  applied: number;
+  rebuild: RebuildStatus | null;
+  lastRebuild: { finishedAt: string; events: number; seconds: number } | null;
+}
+
+export interface DeadLetter {
+  id: number;
+  position: string;
+  aggregate: string;
+  aggregateId: string;
+  type: string;
+  data: unknown;
+  error: string;
+  attempts: number;
+  parkedAt: string;
+}

@@ -1,0 +1,220 @@
+import { existsSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { decodeStored } from '../codec.ts';
+import type { BusEvent } from '../bus/bus-event.ts';
+import type { App } from '../define/app.ts';
+import type { AnyProjection } from '../define/projection.ts';
+import { formatPosition } from '../partitioning.ts';
+import type { DeadLetter, ProjectionStatus, RebuildStatus } from './messages.ts';
+import { Projector } from './projector.ts';
+import type { ShardFileReader } from './shard-file-reader.ts';
+import { viewFile } from './view-store.ts';
+
+const pageSize = 1_000;
+/** Events one step applies before yielding, so calls and new heads are not kept waiting. */
+const eventsPerStep = 8_000;
+
+interface Rebuild {
+  projector: Projector;
+  startedAt: number;
+  total: number;
+}
+
+export interface RunnerHooks {
+  /** Reads of this view must stop before its file is replaced; resolves once they have. */
+  closeReaders(name: string): Promise<void>;
+  switched(name: string, file: string, checkpoints: number[]): void;
+}
+
+/**
+ * Keeps one projection caught up with the shard logs (the embedded bus): reads each
+ * partition past its checkpoint in pages and applies them. Also runs its rebuild: a second
+ * projector on a new file from position 0, swapped in once it has caught up.
+ */
+export class ProjectionRunner {
+  serving: Projector;
+  private rebuildJob: Rebuild | undefined;
+  private lastRebuild: ProjectionStatus['lastRebuild'] = null;
+  private readonly behindSince = new Map<number, number>();
+  private reported = new Map<number, number>();
+  private olderVersionsDropped = false;
+
+  constructor(
+    private readonly app: App,
+    readonly projection: AnyProjection,
+    private readonly dataDir: string,
+    private readonly reader: ShardFileReader,
+    private readonly hooks: RunnerHooks,
+  ) {
+    this.serving = new Projector(app, projection, this.file);
+  }
+
+  get file(): string {
+    return viewFile(this.dataDir, this.projection.name, this.projection.version);
+  }
+
+  private get rebuildFile(): string {
+    return `${this.file.slice(0, -'.db'.length)}.rebuilding.db`;
+  }
+
+  /** Notes when a partition fell behind, for the lag in milliseconds. */
+  noteHeads(heads: ReadonlyMap<number, number>, partitions: Iterable<number>): void {
+    const now = Date.now();
+    for (const partition of partitions) {
+      if ((heads.get(partition) ?? 0) > this.serving.checkpoint(partition) && !this.behindSince.has(partition)) this.behindSince.set(partition, now);
+    }
+  }
+
+  /** Applies up to one step's worth of events; returns whether it did any work. */
+  async step(heads: ReadonlyMap<number, number>): Promise<boolean> {
+    let budget = eventsPerStep;
+    budget -= await this.catchUp(this.serving, heads, budget);
+    for (const [partition] of this.behindSince) {
+      if (this.serving.checkpoint(partition) >= (heads.get(partition) ?? 0)) this.behindSince.delete(partition);
+    }
+    if (this.rebuildJob !== undefined && budget > 0) {
+      budget -= await this.catchUp(this.rebuildJob.projector, heads, budget);
+      if (this.caughtUp(this.rebuildJob.projector, heads)) await this.finishRebuild();
+    }
+    if (!this.olderVersionsDropped && this.caughtUp(this.serving, heads)) this.dropOlderVersions();
+    return budget < eventsPerStep;
+  }
+
+  private async catchUp(projector: Projector, heads: ReadonlyMap<number, number>, budget: number): Promise<number> {
+    let used = 0;
+    for (const [partition, head] of heads) {
+      while (used < budget && projector.halted === undefined) {
+        const checkpoint = projector.checkpoint(partition);
+        if (checkpoint >= head) break;
+        const events = this.reader.read(partition, checkpoint, Math.min(pageSize, budget - used));
+        if (events.length === 0) break;
+        used += events.length;
+        await projector.apply({ partition, firstSeq: events[0]!.seq, events });
+      }
+    }
+    return used;
+  }
+
+  private caughtUp(projector: Projector, heads: ReadonlyMap<number, number>): boolean {
+    if (projector.halted !== undefined) return false;
+    for (const [partition, head] of heads) if (projector.checkpoint(partition) < head) return false;
+    return true;
+  }
+
+  /** Checkpoints that moved since the last call, as [partition, seq, …]. */
+  takeProgress(): number[] {
+    const marks: number[] = [];
+    for (const [partition, seq] of this.serving.allCheckpoints()) {
+      if (this.reported.get(partition) !== seq) {
+        marks.push(partition, seq);
+        this.reported.set(partition, seq);
+      }
+    }
+    return marks;
+  }
+
+  checkpointMarks(): number[] {
+    return [...this.serving.allCheckpoints()].flat();
+  }
+
+  startRebuild(heads: ReadonlyMap<number, number>): RebuildStatus {
+    if (this.rebuildJob !== undefined) return this.rebuildStatus(this.rebuildJob)!;
+    removeDatabase(this.rebuildFile);
+    const projector = new Projector(this.app, this.projection, this.rebuildFile);
+    let total = 0;
+    for (const head of heads.values()) total += head;
+    this.rebuildJob = { projector, startedAt: Date.now(), total };
+    return this.rebuildStatus(this.rebuildJob)!;
+  }
+
+  private async finishRebuild(): Promise<void> {
+    const job = this.rebuildJob!;
+    await this.hooks.closeReaders(this.projection.name);
+    this.serving.close();
+    job.projector.closeForRename();
+    removeDatabase(this.file);
+    renameSync(this.rebuildFile, this.file);
+    this.serving = new Projector(this.app, this.projection, this.file);
+    this.rebuildJob = undefined;
+    this.reported = new Map();
+    const seconds = (Date.now() - job.startedAt) / 1_000;
+    this.lastRebuild = { finishedAt: new Date().toISOString(), events: job.projector.applied, seconds };
+    this.hooks.switched(this.projection.name, this.file, this.checkpointMarks());
+  }
+
+  /** Files of earlier versions of this projection are dropped once this version has caught up. */
+  private dropOlderVersions(): void {
+    this.olderVersionsDropped = true;
+    const prefix = `${this.projection.name}.v`;
+    const current = `${prefix}${this.projection.version}.`;
+    for (const entry of readdirSync(join(this.dataDir, 'views'))) {
+      if (entry.startsWith(prefix) && !entry.startsWith(current) && /^v\d+\.db/.test(entry.slice(this.projection.name.length + 1))) {
+        rmSync(join(this.dataDir, 'views', entry), { force: true });
+      }
+    }
+  }
+
+  status(heads: ReadonlyMap<number, number>): ProjectionStatus {
+    let checkpoint = 0;
+    let head = 0;
+    for (const seq of this.serving.allCheckpoints().values()) checkpoint += seq;
+    for (const seq of heads.values()) head += seq;
+    const oldest = Math.min(...this.behindSince.values());
+    const halted = this.serving.halted ?? null;
+    return {
+      name: this.projection.name,
+      version: this.projection.version,
+      state: halted !== null ? 'halted' : head > checkpoint ? 'catching-up' : 'live',
+      checkpoint,
+      head,
+      lagEvents: Math.max(0, head - checkpoint),
+      lagMs: Number.isFinite(oldest) && head > checkpoint ? Date.now() - oldest : 0,
+      deadLetters: this.serving.deadLetterCount(),
+      halted,
+      applied: this.serving.applied,
+      rebuild: this.rebuildStatus(this.rebuildJob),
+      lastRebuild: this.lastRebuild,
+    };
+  }
+
+  private rebuildStatus(job: Rebuild | undefined): RebuildStatus | null {
+    if (job === undefined) return null;
+    let done = 0;
+    for (const seq of job.projector.allCheckpoints().values()) done += seq;
+    const seconds = (Date.now() - job.startedAt) / 1_000;
+    const eventsPerSecond = seconds > 0 ? Math.round(done / seconds) : 0;
+    return {
+      startedAt: new Date(job.startedAt).toISOString(),
+      total: job.total,
+      done,
+      eventsPerSecond,
+      etaSeconds: eventsPerSecond > 0 ? Math.max(0, Math.round((job.total - done) / eventsPerSecond)) : null,
+    };
+  }
+
+  deadLetters(limit: number): DeadLetter[] {
+    return this.serving.deadLetters(limit).map((row) => {
+      const event = decodeStored<BusEvent>(row.event);
+      return {
+        id: row.id,
+        position: formatPosition(row.partition, row.seq),
+        aggregate: event.aggregate,
+        aggregateId: event.id,
+        type: event.type,
+        data: event.data,
+        error: row.error,
+        attempts: row.attempts,
+        parkedAt: new Date(row.parked_at).toISOString(),
+      };
+    });
+  }
+
+  close(): void {
+    this.serving.close();
+    this.rebuildJob?.projector.close();
+  }
+}
+
+function removeDatabase(file: string): void {
+  for (const suffix of ['', '-wal', '-shm', '-journal']) if (existsSync(file + suffix)) rmSync(file + suffix, { force: true });
+}

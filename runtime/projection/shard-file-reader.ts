@@ -1,0 +1,37 @@
+import Database from 'better-sqlite3';
+import { join } from 'node:path';
+import { busEventFromRow, type BusEvent } from '../bus/bus-event.ts';
+import { shardOf } from '../partitioning.ts';
+import type { EventRow } from '../shard/shard-log.ts';
+
+/**
+ * Reads committed events straight from the shard logs, read-only: the embedded bus. WAL lets
+ * these reads run beside each shard's writer without blocking it or being blocked.
+ */
+export class ShardFileReader {
+  private readonly connections: Database.Database[];
+  private readonly selectAfter;
+  private readonly selectHeads;
+
+  constructor(dataDir: string, shards: number) {
+    this.connections = Array.from({ length: shards }, (_, shard) => new Database(join(dataDir, 'shards', `${shard}.db`), { readonly: true, fileMustExist: true }));
+    this.selectAfter = this.connections.map((db) =>
+      db.prepare<[number, number, number], EventRow>('SELECT * FROM events WHERE partition = ? AND seq > ? ORDER BY seq LIMIT ?'),
+    );
+    this.selectHeads = this.connections.map((db) => db.prepare<[], { partition: number; seq: number }>('SELECT partition, MAX(seq) AS seq FROM events GROUP BY partition'));
+  }
+
+  read(partition: number, after: number, limit: number): BusEvent[] {
+    return this.selectAfter[shardOf(partition, this.connections.length)]!.all(partition, after, limit).map(busEventFromRow);
+  }
+
+  heads(): Map<number, number> {
+    const heads = new Map<number, number>();
+    for (const select of this.selectHeads) for (const row of select.all()) heads.set(row.partition, row.seq);
+    return heads;
+  }
+
+  close(): void {
+    for (const db of this.connections) if (db.open) db.close();
+  }
+}

@@ -1,0 +1,143 @@
+/**
+ * The projector thread: every projection of the app, folding the shard logs into view files
+ * off the main thread. It owns the view files' writes; the main thread only reads them.
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { setImmediate as yieldToEvents } from 'node:timers/promises';
+import { isMainThread, parentPort, workerData } from 'node:worker_threads';
+import { loadApp } from '../define/app.ts';
+import { makeError, serializeError, ShardlogError } from '../errors.ts';
+import type { FromProjector, ProjectorCall, ProjectorWorkerData, ToProjector } from './messages.ts';
+import { ProjectionRunner } from './projection-runner.ts';
+import { DeadLetterMissing } from './projector.ts';
+import { ShardFileReader } from './shard-file-reader.ts';
+
+if (isMainThread || parentPort === null) throw new Error('runtime/projection/worker.ts runs only inside the projector thread');
+
+const port = parentPort;
+const config = workerData as ProjectorWorkerData;
+const app = await loadApp(config.appModule);
+mkdirSync(join(config.dataDir, 'views'), { recursive: true });
+const reader = new ShardFileReader(config.dataDir, config.shards);
+const heads = reader.heads();
+const readersClosed = new Map<string, () => void>();
+const runners = new Map<string, ProjectionRunner>();
+let closed = false;
+let wake: (() => void) | undefined;
+
+function send(message: FromProjector): void {
+  port.postMessage(message);
+}
+
+function closeAll(): void {
+  for (const runner of runners.values()) runner.close();
+  reader.close();
+}
+
+// A thread that dies with a database open can abort the process: close them first.
+process.on('exit', closeAll);
+
+for (const projection of app.projections) {
+  runners.set(
+    projection.name,
+    new ProjectionRunner(app, projection, config.dataDir, reader, {
+      closeReaders: (name) =>
+        new Promise<void>((resolve) => {
+          readersClosed.set(name, resolve);
+          send({ type: 'close-readers', name });
+        }),
+      switched: (name, file, checkpoints) => send({ type: 'switched', name, file, checkpoints }),
+    }),
+  );
+}
+for (const runner of runners.values()) runner.noteHeads(heads, heads.keys());
+send({
+  type: 'ready',
+  views: [...runners.values()].map((runner) => ({ name: runner.projection.name, file: runner.file, checkpoints: runner.checkpointMarks(), halted: runner.serving.halted !== undefined })),
+});
+
+port.on('message', (message: ToProjector) => {
+  switch (message.type) {
+    case 'heads': {
+      const touched: number[] = [];
+      for (let index = 0; index < message.heads.length; index += 2) {
+        const partition = message.heads[index]!;
+        const seq = message.heads[index + 1]!;
+        if (seq > (heads.get(partition) ?? 0)) heads.set(partition, seq);
+        touched.push(partition);
+      }
+      for (const runner of runners.values()) runner.noteHeads(heads, touched);
+      wake?.();
+      return;
+    }
+    case 'readers-closed':
+      readersClosed.get(message.name)?.();
+      readersClosed.delete(message.name);
+      return;
+    case 'call':
+      try {
+        send({ type: 'reply', id: message.id, ok: true, value: answer(message.call) });
+      } catch (error) {
+        const shardlogError = error instanceof ShardlogError ? error : makeError('SHARDLOG_INTERNAL', error instanceof Error ? error.message : String(error));
+        send({ type: 'reply', id: message.id, ok: false, error: serializeError(shardlogError) });
+      }
+      wake?.();
+      return;
+  }
+});
+
+function runnerNamed(name: string): ProjectionRunner {
+  const runner = runners.get(name);
+  if (runner === undefined) throw makeError('SHARDLOG_UNKNOWN_PROJECTION', `unknown projection "${name}"`, { projection: name });
+  return runner;
+}
+
+function answer(call: ProjectorCall): unknown {
+  switch (call.op) {
+    case 'status':
+      return [...runners.values()].map((runner) => runner.status(heads));
+    case 'rebuild':
+      return runnerNamed(call.name).startRebuild(heads);
+    case 'dlq-list':
+      return runnerNamed(call.name).deadLetters(call.limit);
+    case 'dlq-retry':
+    case 'dlq-skip': {
+      const runner = runnerNamed(call.name);
+      try {
+        if (call.op === 'dlq-skip') {
+          runner.serving.skipDeadLetter(call.id);
+          return { skipped: true };
+        }
+        const outcome = runner.serving.retryDeadLetter(call.id);
+        if (!outcome.applied) throw makeError('SHARDLOG_DLQ_CONFLICT', `dead letter ${call.id} failed again: ${outcome.error}`, { id: call.id, error: outcome.error });
+        return { applied: true };
+      } catch (error) {
+        if (error instanceof DeadLetterMissing) throw makeError('SHARDLOG_DLQ_CONFLICT', `projection "${call.name}" has no dead letter ${call.id}`, { id: call.id });
+        throw error;
+      }
+    }
+    case 'close':
+      closed = true;
+      return null;
+  }
+}
+
+/** The fold loop: apply what is behind, report progress, sleep until new heads or a call arrive. */
+async function run(): Promise<void> {
+  while (!closed) {
+    let worked = false;
+    for (const runner of runners.values()) {
+      if (await runner.step(heads)) worked = true;
+      const marks = runner.takeProgress();
+      if (marks.length > 0 || runner.serving.halted !== undefined) send({ type: 'progress', name: runner.projection.name, marks, halted: runner.serving.halted !== undefined });
+    }
+    if (worked) await yieldToEvents();
+    else await new Promise<void>((resolve) => (wake = resolve));
+    wake = undefined;
+  }
+  closeAll();
+  port.close();
+}
+
+void run();

@@ -1,6 +1,6 @@
 /**
  * The `shardlog` command: `start` serves a node, `events` prints a stream, `reshard` changes
- * the shard count of a data dir. Every flag of
+ * the shard count of a data dir, `projections` and `dlq` operate a running node's read models. Every flag of
  * `start` also reads SHARDLOG_<NAME> (and NATS_URL for --nats).
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
@@ -9,7 +9,8 @@ import closeWithGrace from 'close-with-grace';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { loadApp, readStreamEvents, reshardDataDir, ShardlogError } from '../runtime/index.ts';
+import { loadApp, readStreamEvents, reshardDataDir, ShardlogError, type DeadLetter, type ProjectionStatus } from '../runtime/index.ts';
+import { adminCall } from './admin-client.ts';
 import { loadTokensFile, parseTokens, type TokenEntry } from './auth.ts';
 import { startNode } from './node.ts';
 
@@ -144,5 +145,104 @@ program
       fail(error instanceof Error ? error.message : String(error));
     }
   });
+
+const urlOption = () => new Option('--url <url>', 'a running node’s HTTP address').env('SHARDLOG_URL').default('http://127.0.0.1:3000');
+const tokenOption = () => new Option('--token <token>', 'bearer token with the admin scope').env('SHARDLOG_TOKEN');
+type AdminOptions = { url: string; token?: string };
+
+async function admin<T>(options: AdminOptions, method: 'GET' | 'POST', path: string): Promise<T> {
+  try {
+    return await adminCall<T>(options, method, path);
+  } catch (error) {
+    fail(error instanceof Error ? error.message : String(error));
+  }
+}
+
+function printStatus(status: ProjectionStatus): void {
+  const halted = status.halted === null ? '' : ` HALTED at ${status.halted.partition}:${status.halted.seq} (dead letter ${status.halted.deadLetterId}: ${status.halted.error})`;
+  process.stdout.write(
+    `${status.name} v${status.version}: ${status.state}, checkpoint ${status.checkpoint}/${status.head}, lag ${status.lagEvents} events ${status.lagMs} ms, dead letters ${status.deadLetters}${halted}\n`,
+  );
+}
+
+const projections = program.command('projections').description('read models on a running node: list, status, rebuild');
+projections
+  .command('list')
+  .description('every projection with its version and state')
+  .addOption(urlOption())
+  .addOption(tokenOption())
+  .action(async (options: AdminOptions) => {
+    const { projections: all } = await admin<{ projections: ProjectionStatus[] }>(options, 'GET', '/admin/projections');
+    for (const status of all) process.stdout.write(`${status.name}\tv${status.version}\t${status.state}\n`);
+  });
+projections
+  .command('status')
+  .description('checkpoint, lag in events and milliseconds, dead letters (of one projection, or all)')
+  .argument('[name]', 'projection name')
+  .addOption(urlOption())
+  .addOption(tokenOption())
+  .option('--json', 'print JSON')
+  .action(async (name: string | undefined, options: AdminOptions & { json?: boolean }) => {
+    const all = name === undefined ? (await admin<{ projections: ProjectionStatus[] }>(options, 'GET', '/admin/projections')).projections : [await admin<ProjectionStatus>(options, 'GET', `/admin/projections/${encodeURIComponent(name)}`)];
+    if (options.json === true) process.stdout.write(`${JSON.stringify(name === undefined ? all : all[0], null, 2)}\n`);
+    else for (const status of all) printStatus(status);
+  });
+projections
+  .command('rebuild')
+  .description('build the projection again from position 0 beside the serving one, then switch reads over to it')
+  .argument('<name>', 'projection name')
+  .addOption(urlOption())
+  .addOption(tokenOption())
+  .action(async (name: string, options: AdminOptions) => {
+    const path = `/admin/projections/${encodeURIComponent(name)}`;
+    const started = Date.now();
+    await admin(options, 'POST', `${path}/rebuild`);
+    const bar = new SingleBar({ format: `rebuilding ${name} [{bar}] {percentage}% | {value}/{total} events | {rate} events/s | ETA {eta}s`, stream: process.stderr }, Presets.shades_classic);
+    bar.start(1, 0, { rate: 0 });
+    for (;;) {
+      const status = await admin<ProjectionStatus>(options, 'GET', path);
+      if (status.rebuild === null) {
+        bar.update(bar.getTotal());
+        bar.stop();
+        const last = status.lastRebuild;
+        if (last === null || Date.parse(last.finishedAt) < started - 1_000) fail(`the rebuild of ${name} stopped without finishing (was the node restarted?)`);
+        process.stdout.write(`rebuilt ${name}: ${last.events} events in ${last.seconds.toFixed(1)} s; reads now use the new build\n`);
+        return;
+      }
+      if (status.rebuild.halted !== null) {
+        bar.stop();
+        fail(`the rebuild of ${name} halted on ${status.rebuild.halted.partition}:${status.rebuild.halted.seq}: ${status.rebuild.halted.error}`);
+      }
+      bar.setTotal(Math.max(1, status.rebuild.total));
+      bar.update(status.rebuild.done, { rate: status.rebuild.eventsPerSecond });
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+  });
+
+const dlq = program.command('dlq').description('dead letters: events a projection could not apply');
+dlq
+  .command('list')
+  .argument('<projection>', 'projection name')
+  .addOption(urlOption())
+  .addOption(tokenOption())
+  .option('--limit <n>', 'at most this many', integer(1, 10_000), 100)
+  .action(async (projection: string, options: AdminOptions & { limit: number }) => {
+    const { items } = await admin<{ items: DeadLetter[] }>(options, 'GET', `/admin/projections/${encodeURIComponent(projection)}/dlq?limit=${options.limit}`);
+    for (const item of items) process.stdout.write(`${JSON.stringify(item)}\n`);
+    if (items.length === 0) process.stderr.write(`shardlog: ${projection} has no dead letters\n`);
+  });
+for (const action of ['retry', 'skip'] as const) {
+  dlq
+    .command(action)
+    .description(action === 'retry' ? 'apply a parked event again with the current code (resumes a halted projection)' : 'drop a parked event without applying it (resumes a halted projection past it)')
+    .argument('<projection>', 'projection name')
+    .argument('<id>', 'dead letter id (from dlq list)', integer(1, Number.MAX_SAFE_INTEGER))
+    .addOption(urlOption())
+    .addOption(tokenOption())
+    .action(async (projection: string, id: number, options: AdminOptions) => {
+      await admin(options, 'POST', `/admin/projections/${encodeURIComponent(projection)}/dlq/${id}/${action}`);
+      process.stdout.write(`${action === 'retry' ? 'applied' : 'skipped'} dead letter ${id} of ${projection}\n`);
+    });
+}
 
 await program.parseAsync(process.argv);

@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { BatchReport, ShardStats } from '../runtime/index.ts';
+import type { BatchReport, ProjectionStatus, ShardStats } from '../runtime/index.ts';
 
 /** The node's Prometheus metrics. Created before the runtime, since it feeds on its batch reports. */
 export class Metrics {
@@ -10,6 +10,9 @@ export class Metrics {
   private readonly batchSeconds: Histogram<'shard'>;
   private readonly eventsAppended: Counter<'shard'>;
   private shardStats: () => ShardStats[] = () => [];
+  private projectionStatus: () => Promise<ProjectionStatus[]> = () => Promise.resolve([]);
+  private projectionScrape: { at: number; statuses: Promise<ProjectionStatus[]> } | undefined;
+  private busLag: () => { partition: number; head: number; published: number }[] = () => [];
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });
@@ -61,6 +64,59 @@ export class Metrics {
         for (const shard of stats()) this.set({ shard: String(shard.shard) }, shard.status === 'serving' ? 1 : 0);
       },
     });
+    const projections = () => this.scrapeProjections();
+    const projectionGauge = (name: string, help: string, value: (status: ProjectionStatus) => number) =>
+      new Gauge({
+        name,
+        help,
+        labelNames: ['projection'],
+        registers,
+        async collect() {
+          for (const status of await projections()) this.set({ projection: status.name }, value(status));
+        },
+      });
+    projectionGauge('shardlog_projection_lag_events', 'Committed events the projection has not applied yet.', (status) => status.lagEvents);
+    projectionGauge('shardlog_projection_lag_seconds', 'How long the oldest unapplied event has waited.', (status) => status.lagMs / 1_000);
+    projectionGauge('shardlog_projection_dead_letters', 'Events parked in the projection’s dead-letter table.', (status) => status.deadLetters);
+    projectionGauge('shardlog_projection_halted', '1 while the projection is halted on an event it could not apply.', (status) => (status.halted === null ? 0 : 1));
+    new Counter({
+      name: 'shardlog_projection_events_applied_total',
+      help: 'Events the projection has folded (or passed over) since the node started.',
+      labelNames: ['projection'],
+      registers,
+      async collect() {
+        this.reset();
+        for (const status of await projections()) this.inc({ projection: status.name }, status.applied);
+      },
+    });
+    const busLag = () => this.busLag();
+    new Gauge({
+      name: 'shardlog_relay_lag_events',
+      help: 'Committed events of the partition not yet published to JetStream.',
+      labelNames: ['partition'],
+      registers,
+      collect() {
+        this.reset();
+        for (const lag of busLag()) this.set({ partition: String(lag.partition) }, lag.head - lag.published);
+      },
+    });
+  }
+
+  /** One status call per scrape, shared by every projection metric. */
+  private scrapeProjections(): Promise<ProjectionStatus[]> {
+    const now = Date.now();
+    if (this.projectionScrape === undefined || now - this.projectionScrape.at > 250) {
+      this.projectionScrape = { at: now, statuses: this.projectionStatus().catch(() => []) };
+    }
+    return this.projectionScrape.statuses;
+  }
+
+  watchProjections(status: () => Promise<ProjectionStatus[]>): void {
+    this.projectionStatus = status;
+  }
+
+  watchRelay(lag: () => { partition: number; head: number; published: number }[]): void {
+    this.busLag = lag;
   }
 
   /** Pass as the runtime's `onBatch`. */

@@ -7,6 +7,8 @@ import { registerJsonBodyParser } from './json-body.ts';
 import type { Metrics } from './metrics.ts';
 import { fromFastifyError, sendProblem } from './problem.ts';
 import { aggregateRoutes } from './routes/aggregates.ts';
+import { projectionAdminRoutes } from './routes/projection-admin.ts';
+import { viewRoutes } from './routes/views.ts';
 import { commandRoutes } from './routes/commands.ts';
 import { operationRoutes } from './routes/operations.ts';
 
@@ -17,6 +19,8 @@ export interface GatewayOptions {
   tokens?: readonly TokenEntry[];
   /** Largest accepted body in bytes (default 1 MiB). */
   bodyLimit?: number;
+  /** How long `GET /views/…?after=<position>` waits for the projection before 504 (default 2,000 ms). */
+  viewWaitMs?: number;
   /** A pino logger (default: silent). */
   logger?: FastifyBaseLogger;
 }
@@ -47,6 +51,7 @@ export function buildGateway(options: GatewayOptions): FastifyInstance {
     authorize: authorizer(options.tokens ?? []),
   };
   options.metrics.watchShards(() => options.runtime.stats());
+  if (options.runtime.app.projections.length > 0) options.metrics.watchProjections(() => options.runtime.projections.status());
   registerJsonBodyParser(app);
 
   let closing = false;
@@ -81,6 +86,8 @@ export function buildGateway(options: GatewayOptions): FastifyInstance {
 
   commandRoutes(app, context);
   aggregateRoutes(app, context);
+  viewRoutes(app, context, { waitMs: options.viewWaitMs ?? 2_000 });
+  projectionAdminRoutes(app, context);
   operationRoutes(app, context);
   return app;
 }

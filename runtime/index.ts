@@ -17,4 +17,6 @@ export type { Projection, ProjectionConfig, ProjectionContext, ProjectionEvent }
 export type { CommandOutcome, PreparedCommand, DispatchRequest, DispatchResult, EventsQuery, RuntimeOptions, StateQuery } from './host/runtime.ts';
 export type { BatchReport, RestartPolicy, RuntimeLogger, ShardStats } from './host/shard-host.ts';
 export type { CommandResult, Durability, StoredEvent } from './protocol.ts';
+export type { DeadLetter, ProjectionStatus, RebuildStatus } from './projection/messages.ts';
+export type { ProjectorHost } from './host/projector-host.ts';
 export type { ErrorCode, SerializedError } from './errors.ts';

@@ -181,6 +181,11 @@ export class ProjectorHost {
     });
   }
 
+  /** Throws SHARDLOG_UNKNOWN_PROJECTION unless the app defines this projection. */
+  assertKnown(name: string): void {
+    this.view(name);
+  }
+
   /** The last applied seq of a partition in a projection. */
   checkpoint(name: string, partition: number): number {
     return this.view(name).checkpoints.get(partition) ?? 0;

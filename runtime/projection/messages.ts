@@ -40,6 +40,8 @@ export interface RebuildStatus {
   done: number;
   eventsPerSecond: number;
   etaSeconds: number | null;
+  /** Set when the rebuild stopped on an event it could not apply (it is parked in the new file's dead-letter table). */
+  halted: Halt | null;
 }
 
 export interface ProjectionStatus {

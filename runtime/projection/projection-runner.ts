@@ -189,6 +189,7 @@ export class ProjectionRunner {
       done,
       eventsPerSecond,
       etaSeconds: eventsPerSecond > 0 ? Math.max(0, Math.round((job.total - done) / eventsPerSecond)) : null,
+      halted: job.projector.halted ?? null,
     };
   }
 

@@ -77,7 +77,10 @@ port.on('message', (message: ToProjector) => {
       return;
     case 'call':
       try {
-        send({ type: 'reply', id: message.id, ok: true, value: answer(message.call) });
+        const value = answer(message.call);
+        // A retry or skip may have moved a checkpoint or lifted a halt: say so before replying.
+        reportProgress();
+        send({ type: 'reply', id: message.id, ok: true, value });
       } catch (error) {
         const shardlogError = error instanceof ShardlogError ? error : makeError('SHARDLOG_INTERNAL', error instanceof Error ? error.message : String(error));
         send({ type: 'reply', id: message.id, ok: false, error: serializeError(shardlogError) });
@@ -123,14 +126,24 @@ function answer(call: ProjectorCall): unknown {
   }
 }
 
+const reportedHalted = new Map<string, boolean>();
+
+function reportProgress(): void {
+  for (const runner of runners.values()) {
+    const marks = runner.takeProgress();
+    const halted = runner.serving.halted !== undefined;
+    if (marks.length > 0 || reportedHalted.get(runner.projection.name) !== halted) send({ type: 'progress', name: runner.projection.name, marks, halted });
+    reportedHalted.set(runner.projection.name, halted);
+  }
+}
+
 /** The fold loop: apply what is behind, report progress, sleep until new heads or a call arrive. */
 async function run(): Promise<void> {
   while (!closed) {
     let worked = false;
     for (const runner of runners.values()) {
       if (await runner.step(heads)) worked = true;
-      const marks = runner.takeProgress();
-      if (marks.length > 0 || runner.serving.halted !== undefined) send({ type: 'progress', name: runner.projection.name, marks, halted: runner.serving.halted !== undefined });
+      reportProgress();
     }
     if (worked) await yieldToEvents();
     else await new Promise<void>((resolve) => (wake = resolve));

@@ -53,6 +53,7 @@ interface StartOptions {
   insecure: boolean;
   bodyLimit: number;
   logLevel: string;
+  viewWaitMs: number;
 }
 
 const program = new Command('shardlog').description('Event-sourcing actor runtime: shards, SQLite logs, HTTP edge').showHelpAfterError();
@@ -72,6 +73,7 @@ program
   .addOption(new Option('--tokens <file>', 'JSON file of bearer tokens and scopes; SHARDLOG_TOKENS may hold the same JSON').env('SHARDLOG_TOKENS_FILE'))
   .addOption(new Option('--insecure', 'allow binding beyond loopback with auth off (or SHARDLOG_INSECURE=1)').default(false))
   .addOption(new Option('--body-limit <bytes>', 'largest request body').env('SHARDLOG_BODY_LIMIT').argParser(integer(1_024, 64 * 1024 * 1024)).default(1024 * 1024))
+  .addOption(new Option('--view-wait-ms <ms>', 'how long GET /views/…?after= waits for its projection before 504').env('SHARDLOG_VIEW_WAIT_MS').argParser(integer(0, 60_000)).default(2_000))
   .addOption(new Option('--log-level <level>', 'pino level').env('SHARDLOG_LOG_LEVEL').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'))
   .action(async (options: StartOptions) => {
     const nats = options.nats ?? process.env.NATS_URL;
@@ -91,6 +93,7 @@ program
         insecure: options.insecure || /^(1|true)$/i.test(process.env.SHARDLOG_INSECURE ?? ''),
         bodyLimit: options.bodyLimit,
         logLevel: options.logLevel,
+        viewWaitMs: options.viewWaitMs,
       });
       // First SIGTERM/SIGINT: stop accepting, finish in-flight commands, close the logs.
       // A second one, or 30 s without finishing, exits at once.

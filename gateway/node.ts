@@ -19,6 +19,8 @@ export interface NodeConfig {
   insecure: boolean;
   bodyLimit: number;
   logLevel: string;
+  /** How long a view read with `?after=` waits for its projection (default 2,000 ms). */
+  viewWaitMs?: number | undefined;
   /** Runtime settings with no flag of their own (queue bounds, live actors). */
   tuning?: Pick<RuntimeOptions, 'maxQueuedCommands' | 'maxLiveActors' | 'maxBatchSize'>;
 }
@@ -55,7 +57,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     onBatch: metrics.onBatch,
     ...config.tuning,
   } as RuntimeOptions);
-  const gateway = buildGateway({ runtime, metrics, tokens: config.tokens, bodyLimit: config.bodyLimit, logger });
+  const gateway = buildGateway({ runtime, metrics, tokens: config.tokens, bodyLimit: config.bodyLimit, logger, viewWaitMs: config.viewWaitMs });
   try {
     await gateway.listen({ port: config.port, host: config.host });
   } catch (error) {

@@ -20,7 +20,7 @@ export interface GatewayOptions {
   /** Largest accepted body in bytes (default 1 MiB). */
   bodyLimit?: number;
   /** How long `GET /views/…?after=<position>` waits for the projection before 504 (default 2,000 ms). */
-  viewWaitMs?: number;
+  viewWaitMs?: number | undefined;
   /** A pino logger (default: silent). */
   logger?: FastifyBaseLogger;
 }

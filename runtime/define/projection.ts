@@ -37,6 +37,9 @@ export interface ProjectionContext {
 
 type EventOf<Payloads, Type extends keyof Payloads & string> = ProjectionEvent<Type, Payloads[Type]>;
 
+/** The union of every source event, each with its own payload type. */
+type AnyEventOf<Payloads> = { [Type in keyof Payloads & string]: EventOf<Payloads, Type> }[keyof Payloads & string];
+
 export type ProjectionHandlers<Doc, Payloads> = {
   [Type in keyof Payloads & string]?: (doc: Doc, event: EventOf<Payloads, Type>, context: ProjectionContext) => Doc | null;
 };
@@ -58,7 +61,7 @@ export interface ProjectionConfig<Name extends string, Doc, Sources extends read
    * Which document an event updates: one function for every handled event, or one per event
    * type. Returning null ignores the event.
    */
-  readonly key: ((event: ProjectionEvent<keyof EventPayloads<Sources> & string, unknown>, context: ProjectionContext) => string | null) | ProjectionKeys<EventPayloads<Sources>>;
+  readonly key: ((event: AnyEventOf<EventPayloads<Sources>>, context: ProjectionContext) => string | null) | ProjectionKeys<EventPayloads<Sources>>;
   /** Pure folds: the next document, or null to delete it. Events without a handler are skipped. */
   readonly on: ProjectionHandlers<Doc, EventPayloads<Sources>>;
   /** Top-level document fields readable with `GET /views/<name>?<field>=…`. */

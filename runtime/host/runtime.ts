@@ -478,10 +478,11 @@ async function startRuntime<A extends App>(options: RuntimeOptions<A>, dataDir: 
   const maxQueuedCommands = positiveInteger('maxQueuedCommands', options.maxQueuedCommands, 10_000);
   const maxBatchSize = positiveInteger('maxBatchSize', options.maxBatchSize, 1_024);
   const retentionMs = positiveInteger('idempotencyRetentionMs', options.idempotencyRetentionMs, 24 * 60 * 60_000);
-  let runtime: Runtime<A> | undefined;
+  // Shard hosts report batches before the runtime exists to hear them; it attaches below.
+  const listener: { runtime?: Runtime<A> } = {};
   const onBatch = (batch: BatchReport): void => {
     options.onBatch?.(batch);
-    runtime?.reportBatch(batch);
+    listener.runtime?.reportBatch(batch);
   };
   const hosts = Array.from(
     { length: meta.shards },
@@ -505,7 +506,8 @@ async function startRuntime<A extends App>(options: RuntimeOptions<A>, dataDir: 
   }
   const shardFiles = hosts.map((_, shard) => join(dataDir, 'shards', `${shard}.db`));
   const checkpointer = new Checkpointer(shardFiles, checkpointIntervalMs, options.logger ?? consoleLogger);
-  runtime = new Runtime(options.app, meta.partitions, hosts, retentionMs, lock, checkpointer);
+  const runtime = new Runtime(options.app, meta.partitions, hosts, retentionMs, lock, checkpointer);
+  listener.runtime = runtime;
   try {
     await runtime.startProjections(dataDir, options.logger ?? consoleLogger);
   } catch (error) {

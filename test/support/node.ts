@@ -5,7 +5,7 @@ export interface TestNode {
   node: RunningNode;
   url: string;
   dir: string;
-  stop(): Promise<void>;
+  stop: () => Promise<void>;
 }
 
 /** A real node on a free loopback port, on a fresh temp data dir. */

@@ -1,0 +1,60 @@
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createRuntime } from '../../runtime/index.ts';
+import ledgerApp from '../fixtures/ledger-app.ts';
+import { allEvents, caughtUp, viewDocuments } from '../support/projections.ts';
+import { makeTempDir, silentLogger } from '../support/temp-dir.ts';
+
+const child = fileURLToPath(new URL('../fixtures/ledger-load-child.ts', import.meta.url));
+let cleanup: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const step of cleanup.reverse()) await step();
+  cleanup = [];
+});
+
+/** Runs the ledger load in a child whose projector is slow (so it is mid-batch), and SIGKILLs it after `killAfter` acks. */
+function runUntilKilled(dataDir: string, killAfter: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const load = spawn(process.execPath, ['--import', 'tsx', child, dataDir], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LEDGER_SLOW_MS: '0.2' } });
+    let acks = 0;
+    let stderr = '';
+    const timer = setTimeout(() => {
+      load.kill('SIGKILL');
+      reject(new Error(`load child acknowledged only ${acks} entries in time; stderr: ${stderr}`));
+    }, 40_000);
+    load.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    load.stdout.on('data', (chunk: Buffer) => {
+      acks += chunk.toString().split('\n').filter((line) => line.startsWith('ack ')).length;
+      if (acks >= killAfter && !load.killed) load.kill('SIGKILL');
+    });
+    load.on('exit', (_code, signal) => {
+      clearTimeout(timer);
+      if (signal === 'SIGKILL') resolve(acks);
+      else reject(new Error(`load child exited on its own; stderr: ${stderr}`));
+    });
+  });
+}
+
+describe('a projector killed mid-batch', () => {
+  it('resumes from its checkpoint and counts nothing twice', async () => {
+    const temp = makeTempDir();
+    cleanup.push(temp.remove);
+    for (const killAfter of [1_500, 3_000]) {
+      const acks = await runUntilKilled(temp.dir, killAfter);
+      expect(acks).toBeGreaterThanOrEqual(killAfter);
+      const runtime = await createRuntime({ app: ledgerApp, dataDir: temp.dir, logger: silentLogger });
+      try {
+        await caughtUp(runtime, 'slow-totals', 60_000);
+        const expected = new Map<string, { total: number; entries: number }>();
+        for (const event of await allEvents(runtime)) {
+          const doc = expected.get(event.id) ?? { total: 0, entries: 0 };
+          expected.set(event.id, { total: doc.total + (event.data as { amount: number }).amount, entries: doc.entries + 1 });
+        }
+        expect(viewDocuments(temp.dir, 'slow-totals')).toEqual(expected);
+      } finally {
+        await runtime.close();
+      }
+    }
+  });
+});

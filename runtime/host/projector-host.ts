@@ -176,7 +176,7 @@ export class ProjectorHost {
     if (this.closing && call.op !== 'close') return Promise.reject(makeError('SHARDLOG_CLOSED', 'the runtime is closing'));
     const id = this.nextCallId++;
     return new Promise<T>((resolve, reject) => {
-      this.calls.set(id, { resolve: resolve, reject });
+      this.calls.set(id, { resolve, reject });
       this.post({ type: 'call', id, call });
     });
   }

@@ -10,9 +10,9 @@ import { Projector } from './projector.ts';
 import type { ShardFileReader } from './shard-file-reader.ts';
 import { viewFile } from './view-store.ts';
 
-const pageSize = 1_000;
+const pageSize = 4_000;
 /** Events one step applies before yielding, so calls and new heads are not kept waiting. */
-const eventsPerStep = 8_000;
+const eventsPerStep = 16_000;
 
 interface Rebuild {
   projector: Projector;

@@ -11,7 +11,12 @@ export function operationRoutes(app: FastifyInstance, context: GatewayContext): 
   app.get('/readyz', async (_request, reply) => {
     const shards = context.runtime.stats().map(({ shard, status, queued }) => ({ shard, status, queued }));
     const ready = shards.every((shard) => shard.status === 'serving');
-    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'unavailable', shards });
+    // Views lagging or halted do not stop this node taking commands; they are shown, not counted.
+    const projections = context.runtime.app.projections.length === 0 ? [] : await context.runtime.projections.status().then(
+      (all) => all.map(({ name, state, lagEvents, lagMs, deadLetters }) => ({ name, state, lagEvents, lagMs, deadLetters })),
+      () => [{ name: '*', state: 'unavailable' }],
+    );
+    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'unavailable', shards, projections });
   });
 
   app.get('/metrics', async (request, reply) => {

@@ -174,6 +174,7 @@ export class ProjectorHost {
 
   private call<T>(call: ProjectorCall): Promise<T> {
     if (this.closing && call.op !== 'close') return Promise.reject(makeError('SHARDLOG_CLOSED', 'the runtime is closing'));
+    if (this.worker.threadId === -1) return Promise.reject(makeError('SHARDLOG_CLOSED', 'the projector thread is restarting', { retryAfterMs: 1_000 }));
     const id = this.nextCallId++;
     return new Promise<T>((resolve, reject) => {
       this.calls.set(id, { resolve, reject });

@@ -23,6 +23,11 @@ function integer(min: number, max: number) {
   };
 }
 
+function natsPrefix(raw: string): string {
+  if (!/^[A-Za-z0-9_-]{1,64}$/.test(raw)) throw new InvalidArgumentError('expected 1 to 64 letters, digits, _ or - (one NATS subject token)');
+  return raw;
+}
+
 function appUrl(module: string | undefined): string {
   if (module === undefined) return exampleApp;
   return /^[a-z]+:/i.test(module) && !/^[a-z]:\\/i.test(module) ? module : pathToFileURL(resolve(module)).href;
@@ -54,6 +59,7 @@ interface StartOptions {
   bodyLimit: number;
   logLevel: string;
   viewWaitMs: number;
+  natsPrefix: string;
 }
 
 const program = new Command('shardlog').description('Event-sourcing actor runtime: shards, SQLite logs, HTTP edge').showHelpAfterError();
@@ -68,6 +74,7 @@ program
   .addOption(new Option('--shards <n>', 'shard threads T (default cores − 1, then the stored value)').env('SHARDLOG_SHARDS').argParser(integer(1, 1_024)))
   .addOption(new Option('--durability <mode>', 'fsync: every commit fsynced; relaxed: fsync at checkpoints').env('SHARDLOG_DURABILITY').choices(['fsync', 'relaxed']).default('fsync'))
   .addOption(new Option('--nats <url>', 'NATS server for the JetStream bus and clustering').env('SHARDLOG_NATS'))
+  .addOption(new Option('--nats-prefix <prefix>', 'subject prefix on NATS: <prefix>.events.<partition> in stream <PREFIX>_EVENTS').env('SHARDLOG_NATS_PREFIX').argParser(natsPrefix).default('shardlog'))
   .addOption(new Option('--node-id <id>', 'this node’s name in a cluster (default: the host name)').env('SHARDLOG_NODE_ID'))
   .addOption(new Option('--app <module>', 'module whose default export is the app (default: the example app)').env('SHARDLOG_APP'))
   .addOption(new Option('--tokens <file>', 'JSON file of bearer tokens and scopes; SHARDLOG_TOKENS may hold the same JSON').env('SHARDLOG_TOKENS_FILE'))
@@ -77,7 +84,6 @@ program
   .addOption(new Option('--log-level <level>', 'pino level').env('SHARDLOG_LOG_LEVEL').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'))
   .action(async (options: StartOptions) => {
     const nats = options.nats ?? process.env.NATS_URL;
-    if (nats !== undefined && nats !== '') fail(`--nats ${nats}: the JetStream bus and clustering are not in this build yet; start without --nats (embedded mode)`, 2);
     try {
       const node = await startNode({
         port: options.port,
@@ -94,6 +100,7 @@ program
         bodyLimit: options.bodyLimit,
         logLevel: options.logLevel,
         viewWaitMs: options.viewWaitMs,
+        nats: nats === undefined || nats === '' ? undefined : { servers: nats, prefix: options.natsPrefix },
       });
       // First SIGTERM/SIGINT: stop accepting, finish in-flight commands, close the logs.
       // A second one, or 30 s without finishing, exits at once.

@@ -19,6 +19,8 @@ export interface NodeConfig {
   insecure: boolean;
   bodyLimit: number;
   logLevel: string;
+  /** NATS server(s) for the JetStream event bus; embedded bus when absent. */
+  nats?: { servers: string; prefix: string } | undefined;
   /** How long a view read with `?after=` waits for its projection (default 2,000 ms). */
   viewWaitMs?: number | undefined;
   /** Runtime settings with no flag of their own (queue bounds, live actors). */
@@ -55,8 +57,10 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     durability: config.durability,
     logger,
     onBatch: metrics.onBatch,
+    nats: config.nats,
     ...config.tuning,
   } as RuntimeOptions);
+  metrics.watchRelay(() => runtime.busLag());
   const gateway = buildGateway({ runtime, metrics, tokens: config.tokens, bodyLimit: config.bodyLimit, logger, viewWaitMs: config.viewWaitMs });
   try {
     await gateway.listen({ port: config.port, host: config.host });
@@ -65,7 +69,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     throw error;
   }
   logger.info(
-    { address: gateway.addresses(), dataDir: config.dataDir, partitions: runtime.partitions, shards: runtime.shards, durability: config.durability, auth: config.tokens.length > 0 },
+    { address: gateway.addresses(), dataDir: config.dataDir, partitions: runtime.partitions, shards: runtime.shards, durability: config.durability, auth: config.tokens.length > 0, bus: config.nats === undefined ? 'embedded' : `jetstream ${config.nats.servers}` },
     'shardlog node serving',
   );
   let closing: Promise<void> | undefined;

@@ -16,7 +16,12 @@ export function operationRoutes(app: FastifyInstance, context: GatewayContext): 
       (all) => all.map(({ name, state, lagEvents, lagMs, deadLetters }) => ({ name, state, lagEvents, lagMs, deadLetters })),
       () => [{ name: '*', state: 'unavailable' }],
     );
-    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'unavailable', shards, projections });
+    const connected = context.runtime.busConnected;
+    const bus =
+      connected === undefined
+        ? { kind: 'embedded' }
+        : { kind: 'jetstream', connected, lagEvents: context.runtime.busLag().reduce((sum, { head, published }) => sum + head - published, 0) };
+    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'unavailable', shards, projections, bus });
   });
 
   app.get('/metrics', async (request, reply) => {

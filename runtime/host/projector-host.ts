@@ -32,6 +32,8 @@ export interface ProjectorHostOptions {
   subscribe(listener: (heads: readonly number[]) => void): () => void;
   /** The last committed seq of a partition, for "how far behind" answers. */
   head(partition: number): number;
+  /** Consume the JetStream event stream instead of tailing the shard files. */
+  nats?: { servers: string; prefix: string } | undefined;
 }
 
 /**
@@ -74,6 +76,7 @@ export class ProjectorHost {
       shards: this.options.shards,
       partitions: this.options.partitions,
       appModule: this.options.app.module,
+      nats: this.options.nats,
     };
     const worker = new Worker(entry, { workerData });
     this.worker = worker;
@@ -139,6 +142,9 @@ export class ProjectorHost {
         this.advance(state, message.checkpoints);
         return;
       }
+      case 'log':
+        this.options.logger[message.level](message.details as Record<string, unknown>, message.message);
+        return;
       case 'ready':
         return;
     }

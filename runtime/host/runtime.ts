@@ -14,6 +14,7 @@ import { openDataDir } from './data-dir.ts';
 import { Checkpointer } from './checkpointer.ts';
 import { DataDirLock } from './data-dir-lock.ts';
 import { finishInterruptedReshard } from './reshard.ts';
+import { JetStreamRelay } from '../bus/jetstream-relay.ts';
 import { ProjectorHost } from './projector-host.ts';
 import { ShardHost, type BatchReport, type RestartPolicy, type RuntimeLogger, type ShardStats } from './shard-host.ts';
 
@@ -43,6 +44,12 @@ export interface RuntimeOptions<A extends App = App> {
   shardMemoryMb?: number;
   restart?: Partial<RestartPolicy>;
   logger?: RuntimeLogger;
+  /**
+   * Publish every committed batch to NATS JetStream (stream `<PREFIX>_EVENTS`, subjects
+   * `<prefix>.events.<partition>`) and let projectors consume from there. Without it, the
+   * projectors tail the shard logs in this process (the embedded bus).
+   */
+  nats?: { servers: string; prefix?: string } | undefined;
   /** Called after every batch a shard answers (metrics, tracing). Must not throw. */
   onBatch?: (batch: BatchReport) => void;
 }
@@ -122,6 +129,7 @@ export class Runtime<A extends App = App> {
   private readonly commitListeners = new Set<CommitListener>();
   private readonly lastSeqs = new Map<number, number>();
   private projectorHost: ProjectorHost | undefined;
+  private relay: JetStreamRelay | undefined;
   private closing: Promise<void> | undefined;
   private readonly pruneTimer: NodeJS.Timeout;
 
@@ -165,9 +173,20 @@ export class Runtime<A extends App = App> {
     return this.projectorHost;
   }
 
-  /** Starts the projector thread (when the app has projections); part of createRuntime. */
-  async startProjections(dataDir: string, logger: RuntimeLogger): Promise<void> {
+  /** Where the JetStream relay stands, per partition with events: empty without NATS. */
+  busLag(): { partition: number; head: number; published: number }[] {
+    return this.relay?.lag() ?? [];
+  }
+
+  /** Whether the relay is connected to NATS (undefined without NATS). */
+  get busConnected(): boolean | undefined {
+    return this.relay?.connected;
+  }
+
+  /** Starts the JetStream relay (with NATS) and the projector thread (when the app has projections); part of createRuntime. */
+  async startBus(dataDir: string, logger: RuntimeLogger, nats: { servers: string; prefix: string } | undefined): Promise<void> {
     for (const [partition, seq] of await this.heads()) if (seq > (this.lastSeqs.get(partition) ?? 0)) this.lastSeqs.set(partition, seq);
+    if (nats !== undefined) this.relay = await JetStreamRelay.start({ servers: nats.servers, prefix: nats.prefix, source: this, logger });
     if (this.app.projections.length === 0) return;
     this.projectorHost = await ProjectorHost.start({
       app: this.app,
@@ -177,6 +196,7 @@ export class Runtime<A extends App = App> {
       logger,
       subscribe: (listener) => this.onCommit(listener),
       head: (partition) => this.head(partition),
+      nats,
     });
   }
 
@@ -192,7 +212,7 @@ export class Runtime<A extends App = App> {
 
   /** Records the relay's progress in the shard logs, so it resumes there after a restart. */
   async recordPublished(published: ReadonlyMap<number, number>): Promise<void> {
-    this.assertOpen();
+    // No closed check: the relay records its last progress while the runtime closes (the shards are still open then).
     const byShard = new Map<number, number[]>();
     for (const [partition, seq] of published) {
       const shard = shardOf(checkedCount('partition', partition, 0, this.partitions - 1), this.hosts.length);
@@ -203,7 +223,6 @@ export class Runtime<A extends App = App> {
 
   /** One partition's events after a seq, as the bus carries them (payloads not upcast). */
   async busEvents(partition: number, after: number, limit: number): Promise<BusEvent[]> {
-    this.assertOpen();
     checkedCount('partition', partition, 0, this.partitions - 1);
     const response = await this.hosts[shardOf(partition, this.hosts.length)]!.request({
       type: 'bus-events',
@@ -398,6 +417,8 @@ export class Runtime<A extends App = App> {
     this.closing ??= (async () => {
       this.closed = true;
       clearInterval(this.pruneTimer);
+      // Whatever commits after the relay stops is published by the next start: it resumes from the logs.
+      await this.relay?.close();
       await this.projectorHost?.close();
       await this.checkpointer.close();
       await Promise.all(this.hosts.map((host) => host.close()));
@@ -509,7 +530,8 @@ async function startRuntime<A extends App>(options: RuntimeOptions<A>, dataDir: 
   const runtime = new Runtime(options.app, meta.partitions, hosts, retentionMs, lock, checkpointer);
   listener.runtime = runtime;
   try {
-    await runtime.startProjections(dataDir, options.logger ?? consoleLogger);
+    const nats = options.nats === undefined ? undefined : { servers: options.nats.servers, prefix: options.nats.prefix ?? 'shardlog' };
+    await runtime.startBus(dataDir, options.logger ?? consoleLogger, nats);
   } catch (error) {
     await runtime.close();
     throw error;

@@ -7,6 +7,8 @@ export interface ProjectorWorkerData {
   shards: number;
   partitions: number;
   appModule: string;
+  /** Consume the JetStream event stream instead of tailing the shard files. */
+  nats?: { servers: string; prefix: string } | undefined;
 }
 
 export type ProjectorCall =
@@ -29,6 +31,8 @@ export type FromProjector =
   | { type: 'ready'; views: { name: string; file: string; checkpoints: number[]; halted: boolean }[] }
   | { type: 'reply'; id: number; ok: true; value: unknown }
   | { type: 'reply'; id: number; ok: false; error: SerializedError }
+  /** A log line for the node's logger (the thread has none of its own). */
+  | { type: 'log'; level: 'warn' | 'error'; details: object; message: string }
   /** Close your read connections to this view: its file is about to be replaced. */
   | { type: 'close-readers'; name: string }
   | { type: 'switched'; name: string; file: string; checkpoints: number[] };

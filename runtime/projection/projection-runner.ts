@@ -20,6 +20,15 @@ interface Rebuild {
   total: number;
 }
 
+/** Where the serving projector's events come from when not from the shard files. */
+export interface ServingFeed {
+  start(): Promise<void>;
+  restart(): void;
+  suspend(): Promise<void>;
+  close(): Promise<void>;
+  readonly halted: boolean;
+}
+
 export interface RunnerHooks {
   /** Reads of this view must stop before its file is replaced; resolves once they have. */
   closeReaders(name: string): Promise<void>;
@@ -38,6 +47,8 @@ export class ProjectionRunner {
   private readonly behindSince = new Map<number, number>();
   private reported = new Map<number, number>();
   private olderVersionsDropped = false;
+  /** Set when a JetStream feed, not this runner's file reads, keeps the serving projector current. */
+  feed: ServingFeed | undefined;
 
   constructor(
     private readonly app: App,
@@ -68,7 +79,7 @@ export class ProjectionRunner {
   /** Applies up to one step's worth of events; returns whether it did any work. */
   async step(heads: ReadonlyMap<number, number>): Promise<boolean> {
     let budget = eventsPerStep;
-    budget -= await this.catchUp(this.serving, heads, budget);
+    if (this.feed === undefined) budget -= await this.catchUp(this.serving, heads, budget);
     for (const [partition] of this.behindSince) {
       if (this.serving.checkpoint(partition) >= (heads.get(partition) ?? 0)) this.behindSince.delete(partition);
     }
@@ -130,11 +141,16 @@ export class ProjectionRunner {
   private async finishRebuild(): Promise<void> {
     const job = this.rebuildJob!;
     await this.hooks.closeReaders(this.projection.name);
+    await this.feed?.suspend();
+    // The new build has applied at least everything the old one had from the stream.
+    const streamPosition = this.serving.streamPosition();
     this.serving.close();
     job.projector.closeForRename();
     removeDatabase(this.file);
     renameSync(this.rebuildFile, this.file);
     this.serving = new Projector(this.app, this.projection, this.file);
+    this.serving.recordStreamPosition(streamPosition);
+    void this.feed?.start();
     this.rebuildJob = undefined;
     this.reported = new Map();
     const seconds = (Date.now() - job.startedAt) / 1_000;
@@ -210,7 +226,18 @@ export class ProjectionRunner {
     });
   }
 
-  close(): void {
+  /** A halt was lifted (dead letter retried or skipped): a paused feed fetches again from where it stopped. */
+  resumed(): void {
+    if (this.feed?.halted === true && this.serving.halted === undefined) this.feed.restart();
+  }
+
+  async close(): Promise<void> {
+    await this.feed?.close();
+    this.closeFiles();
+  }
+
+  /** Synchronous, for a thread on its way out: its databases must be closed before it exits. */
+  closeFiles(): void {
     this.serving.close();
     this.rebuildJob?.projector.close();
   }

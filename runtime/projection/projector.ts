@@ -191,6 +191,20 @@ export class Projector {
     docs.set(key, next);
   }
 
+  /** The JetStream stream sequence of the last message this projection has fully handled (0: none). */
+  streamPosition(): number {
+    const row = this.db.prepare<[], { value: string }>("SELECT value FROM view_meta WHERE key = 'stream_seq'").get();
+    return row === undefined ? 0 : Number(row.value);
+  }
+
+  /**
+   * Only a hint of where to resume consuming: the per-partition checkpoints decide what is
+   * applied, so recording it apart from (and after) the documents costs no exactness.
+   */
+  recordStreamPosition(streamSeq: number): void {
+    this.setMeta.run('stream_seq', String(streamSeq));
+  }
+
   deadLetters(limit: number): DeadLetterRow[] {
     return this.db.prepare<[number], DeadLetterRow>('SELECT * FROM dead_letters ORDER BY id LIMIT ?').all(limit);
   }

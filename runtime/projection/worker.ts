@@ -10,6 +10,7 @@ import { loadApp } from '../define/app.ts';
 import { makeError, serializeError, ShardlogError } from '../errors.ts';
 import type { FromProjector, ProjectorCall, ProjectorWorkerData, ToProjector } from './messages.ts';
 import { ProjectionRunner } from './projection-runner.ts';
+import { JetStreamFeed } from './jetstream-feed.ts';
 import { DeadLetterMissing } from './projector.ts';
 import { ShardFileReader } from './shard-file-reader.ts';
 
@@ -31,7 +32,7 @@ function send(message: FromProjector): void {
 }
 
 function closeAll(): void {
-  for (const runner of runners.values()) runner.close();
+  for (const runner of runners.values()) runner.closeFiles();
   reader.close();
 }
 
@@ -52,6 +53,14 @@ for (const projection of app.projections) {
   );
 }
 for (const runner of runners.values()) runner.noteHeads(heads, heads.keys());
+if (config.nats !== undefined) {
+  const { servers, prefix } = config.nats;
+  const logger = { warn: (details: object, message: string) => send({ type: 'log', level: 'warn', details, message }), error: (details: object, message: string) => send({ type: 'log', level: 'error', details, message }) };
+  for (const runner of runners.values()) {
+    runner.feed = new JetStreamFeed(() => runner.serving, { servers, prefix, logger, onProgress: () => reportProgress() });
+    void runner.feed.start();
+  }
+}
 send({
   type: 'ready',
   views: [...runners.values()].map((runner) => ({ name: runner.projection.name, file: runner.file, checkpoints: runner.checkpointMarks(), halted: runner.serving.halted !== undefined })),
@@ -110,10 +119,12 @@ function answer(call: ProjectorCall): unknown {
       try {
         if (call.op === 'dlq-skip') {
           runner.serving.skipDeadLetter(call.id);
+          runner.resumed();
           return { skipped: true };
         }
         const outcome = runner.serving.retryDeadLetter(call.id);
         if (!outcome.applied) throw makeError('SHARDLOG_DLQ_CONFLICT', `dead letter ${call.id} failed again: ${outcome.error}`, { id: call.id, error: outcome.error });
+        runner.resumed();
         return { applied: true };
       } catch (error) {
         if (error instanceof DeadLetterMissing) throw makeError('SHARDLOG_DLQ_CONFLICT', `projection "${call.name}" has no dead letter ${call.id}`, { id: call.id });
@@ -149,7 +160,8 @@ async function run(): Promise<void> {
     else await new Promise<void>((resolve) => (wake = resolve));
     wake = undefined;
   }
-  closeAll();
+  for (const runner of runners.values()) await runner.close();
+  reader.close();
   port.close();
 }
 

@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createRuntime } from '../../runtime/index.ts';
 import ledgerApp from '../fixtures/ledger-app.ts';
 import { allEvents, caughtUp, viewDocuments } from '../support/projections.ts';
+import { startNatsServer } from '../support/nats-server.ts';
 import { makeTempDir, silentLogger } from '../support/temp-dir.ts';
 
 const child = fileURLToPath(new URL('../fixtures/ledger-load-child.ts', import.meta.url));
@@ -14,9 +15,9 @@ afterEach(async () => {
 });
 
 /** Runs the ledger load in a child whose projector is slow (so it is mid-batch), and SIGKILLs it after `killAfter` acks. */
-function runUntilKilled(dataDir: string, killAfter: number): Promise<number> {
+function runUntilKilled(dataDir: string, killAfter: number, natsUrl?: string): Promise<number> {
   return new Promise((resolve, reject) => {
-    const load = spawn(process.execPath, ['--import', 'tsx', child, dataDir], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LEDGER_SLOW_MS: '0.2' } });
+    const load = spawn(process.execPath, ['--import', 'tsx', child, dataDir, ...(natsUrl === undefined ? [] : [natsUrl])], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LEDGER_SLOW_MS: '0.2' } });
     let acks = 0;
     let stderr = '';
     const timer = setTimeout(() => {
@@ -36,25 +37,35 @@ function runUntilKilled(dataDir: string, killAfter: number): Promise<number> {
   });
 }
 
-describe('a projector killed mid-batch', () => {
-  it('resumes from its checkpoint and counts nothing twice', async () => {
-    const temp = makeTempDir();
-    cleanup.push(temp.remove);
-    for (const killAfter of [1_500, 3_000]) {
-      const acks = await runUntilKilled(temp.dir, killAfter);
-      expect(acks).toBeGreaterThanOrEqual(killAfter);
-      const runtime = await createRuntime({ app: ledgerApp, dataDir: temp.dir, logger: silentLogger });
-      try {
-        await caughtUp(runtime, 'slow-totals', 60_000);
-        const expected = new Map<string, { total: number; entries: number }>();
-        for (const event of await allEvents(runtime)) {
-          const doc = expected.get(event.id) ?? { total: 0, entries: 0 };
-          expected.set(event.id, { total: doc.total + (event.data as { amount: number }).amount, entries: doc.entries + 1 });
-        }
-        expect(viewDocuments(temp.dir, 'slow-totals')).toEqual(expected);
-      } finally {
-        await runtime.close();
+async function killTwiceAndCheck(natsUrl?: string): Promise<void> {
+  const temp = makeTempDir();
+  cleanup.push(temp.remove);
+  for (const killAfter of [1_500, 3_000]) {
+    const acks = await runUntilKilled(temp.dir, killAfter, natsUrl);
+    expect(acks).toBeGreaterThanOrEqual(killAfter);
+    const runtime = await createRuntime({ app: ledgerApp, dataDir: temp.dir, logger: silentLogger, nats: natsUrl === undefined ? undefined : { servers: natsUrl } });
+    try {
+      await caughtUp(runtime, 'slow-totals', 60_000);
+      const expected = new Map<string, { total: number; entries: number }>();
+      for (const event of await allEvents(runtime)) {
+        const doc = expected.get(event.id) ?? { total: 0, entries: 0 };
+        expected.set(event.id, { total: doc.total + (event.data as { amount: number }).amount, entries: doc.entries + 1 });
       }
+      expect(viewDocuments(temp.dir, 'slow-totals')).toEqual(expected);
+    } finally {
+      await runtime.close();
     }
+  }
+}
+
+describe('a process killed with its projector mid-batch', () => {
+  it('resumes from its checkpoints and counts nothing twice (embedded bus)', async () => {
+    await killTwiceAndCheck();
+  });
+
+  it('resumes from its checkpoints and counts nothing twice (JetStream bus)', async () => {
+    const nats = await startNatsServer();
+    cleanup.push(nats.stop);
+    await killTwiceAndCheck(nats.url);
   });
 });

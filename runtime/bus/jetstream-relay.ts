@@ -1,0 +1,242 @@
+import { jetstream, jetstreamManager, JetStreamApiError, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import type { BusEvent } from './bus-event.ts';
+import { decodeBatch, msgIdOf, splitUnderPayload, streamNameOf, subjectOf } from './event-message.ts';
+
+/** What the relay reads from and records into: the runtime. */
+export interface RelaySource {
+  readonly partitions: number;
+  busEvents(partition: number, after: number, limit: number): Promise<BusEvent[]>;
+  heads(): Promise<Map<number, number>>;
+  recordPublished(published: ReadonlyMap<number, number>): Promise<void>;
+  onCommit(listener: (heads: readonly number[]) => void): () => void;
+}
+
+export interface RelayLogger {
+  warn(details: object, message: string): void;
+  error(details: object, message: string): void;
+}
+
+export interface RelayOptions {
+  servers: string;
+  prefix: string;
+  source: RelaySource;
+  logger: RelayLogger;
+  /** Events read from the log per publish, before splitting under the max payload (default 1,000). */
+  pageSize?: number;
+  /** Overrides the server's max payload (tests). */
+  maxPayload?: number;
+}
+
+interface PartitionState {
+  head: number;
+  published: number;
+  /** Stream sequence of the last message on this partition's subject (0: none). */
+  subjectSeq: number;
+  /** Whether `published` and `subjectSeq` were read from the stream since the last (re)connect. */
+  synced: boolean;
+  pumping: boolean;
+}
+
+const wrongLastSequence = 10071;
+const recordEveryMs = 100;
+const backstopEveryMs = 1_000;
+
+/** Creates the event stream if it does not exist: every partition's subject, file storage, no limits. */
+export async function ensureEventStream(jsm: JetStreamManager, prefix: string): Promise<string> {
+  const name = streamNameOf(prefix);
+  try {
+    await jsm.streams.info(name);
+  } catch (error) {
+    if (!(error instanceof JetStreamApiError) || !/not found/i.test(error.message)) throw error;
+    await jsm.streams.add({ name, subjects: [`${prefix}.events.*`], storage: 'file' });
+  }
+  return name;
+}
+
+/**
+ * Publishes each partition's committed events to JetStream, in order, one message per run
+ * of events (split under the server's max payload). The shard logs are the outbox: the
+ * relay learns from the stream where each partition's subject ends, publishes the rest of
+ * the log from there, and records its progress in the logs. Each message carries
+ * `Nats-Msg-Id: <partition>:<firstSeq>` and the expected last subject sequence, so a
+ * repeat is dropped and a publisher that is not the partition's last writer is refused.
+ */
+export class JetStreamRelay {
+  private nc: NatsConnection | undefined;
+  private js: JetStreamClient | undefined;
+  private jsm: JetStreamManager | undefined;
+  private stream = '';
+  private maxPayload = 1024 * 1024;
+  private readonly partitions = new Map<number, PartitionState>();
+  private readonly toRecord = new Map<number, number>();
+  private recordTimer: NodeJS.Timeout | undefined;
+  private readonly backstop: NodeJS.Timeout;
+  private readonly unsubscribe: () => void;
+  private stopped = false;
+  private connecting: Promise<void> | undefined;
+  private isConnected = false;
+
+  private constructor(private readonly options: RelayOptions) {
+    this.unsubscribe = options.source.onCommit((heads) => {
+      for (let index = 0; index < heads.length; index += 2) {
+        const state = this.state(heads[index]!);
+        state.head = Math.max(state.head, heads[index + 1]!);
+        this.pump(heads[index]!);
+      }
+    });
+    this.backstop = setInterval(() => this.pumpAll(), backstopEveryMs);
+    this.backstop.unref();
+  }
+
+  /** Starts relaying; resolves at once even while NATS is unreachable (it keeps trying). */
+  static async start(options: RelayOptions): Promise<JetStreamRelay> {
+    const relay = new JetStreamRelay(options);
+    for (const [partition, head] of await options.source.heads()) relay.state(partition).head = head;
+    relay.connecting = relay.connectLoop();
+    return relay;
+  }
+
+  get connected(): boolean {
+    return this.isConnected;
+  }
+
+  /** Per partition with events: the last committed seq and the last published one. */
+  lag(): { partition: number; head: number; published: number }[] {
+    return [...this.partitions].filter(([, state]) => state.head > 0).map(([partition, { head, published }]) => ({ partition, head, published }));
+  }
+
+  private state(partition: number): PartitionState {
+    let state = this.partitions.get(partition);
+    if (state === undefined) {
+      state = { head: 0, published: 0, subjectSeq: 0, synced: false, pumping: false };
+      this.partitions.set(partition, state);
+    }
+    return state;
+  }
+
+  private async connectLoop(): Promise<void> {
+    for (let attempt = 0; !this.stopped; attempt++) {
+      try {
+        const nc = await connect({ servers: this.options.servers, maxReconnectAttempts: -1, reconnectTimeWait: 250, name: 'shardlog-relay' });
+        if (this.stopped) {
+          await nc.close();
+          return;
+        }
+        this.nc = nc;
+        this.js = jetstream(nc);
+        this.jsm = await jetstreamManager(nc);
+        this.stream = await ensureEventStream(this.jsm, this.options.prefix);
+        this.maxPayload = this.options.maxPayload ?? nc.info?.max_payload ?? this.maxPayload;
+        this.isConnected = true;
+        void this.watchStatus(nc);
+        this.pumpAll();
+        return;
+      } catch (error) {
+        await this.nc?.close().catch(() => undefined);
+        this.nc = undefined;
+        const delay = Math.min(5_000, 100 * 2 ** Math.min(attempt, 6));
+        if (attempt === 0 || attempt % 20 === 0) this.options.logger.warn({ err: error, retryInMs: delay }, 'relay cannot reach NATS JetStream; commands keep committing locally');
+        await new Promise((resolve) => setTimeout(resolve, delay));
+      }
+    }
+  }
+
+  private async watchStatus(nc: NatsConnection): Promise<void> {
+    for await (const status of nc.status()) {
+      if (status.type === 'disconnect') {
+        this.isConnected = false;
+        this.options.logger.warn({ server: this.options.servers }, 'relay lost NATS; commands keep committing locally, publishing resumes on reconnect');
+      } else if (status.type === 'reconnect') {
+        this.isConnected = true;
+        // What the stream holds may differ from what we believed (a restart, lost writes).
+        for (const state of this.partitions.values()) state.synced = false;
+        this.pumpAll();
+      }
+    }
+  }
+
+  private pumpAll(): void {
+    for (const [partition, state] of this.partitions) if (state.head > state.published || !state.synced) this.pump(partition);
+  }
+
+  private pump(partition: number): void {
+    const state = this.state(partition);
+    if (state.pumping || this.stopped || !this.isConnected) return;
+    state.pumping = true;
+    void this.publishTail(partition, state).finally(() => {
+      state.pumping = false;
+      if (state.head > state.published && this.isConnected && !this.stopped) setImmediate(() => this.pump(partition));
+    });
+  }
+
+  /** The stream is the truth of what is published: its last message on the partition's subject. */
+  private async sync(partition: number, state: PartitionState): Promise<void> {
+    const last = await this.jsm!.streams.getMessage(this.stream, { last_by_subj: subjectOf(this.options.prefix, partition) });
+    if (last === null) {
+      state.published = 0;
+      state.subjectSeq = 0;
+    } else {
+      const batch = decodeBatch(last.data);
+      state.published = batch.events.at(-1)?.seq ?? batch.firstSeq - 1;
+      state.subjectSeq = last.seq;
+    }
+    state.synced = true;
+  }
+
+  private async publishTail(partition: number, state: PartitionState): Promise<void> {
+    try {
+      if (!state.synced) await this.sync(partition, state);
+      while (state.published < state.head && !this.stopped) {
+        const events = await this.options.source.busEvents(partition, state.published, this.options.pageSize ?? 1_000);
+        if (events.length === 0) return;
+        for (const run of splitUnderPayload({ partition, firstSeq: events[0]!.seq, events }, this.maxPayload)) {
+          const ack = await this.js!.publish(subjectOf(this.options.prefix, partition), run.bytes, {
+            msgID: msgIdOf(partition, run.batch.firstSeq),
+            expect: { lastSubjectSequence: state.subjectSeq },
+          });
+          state.subjectSeq = ack.seq;
+          state.published = run.batch.events.at(-1)!.seq;
+          this.record(partition, state.published);
+        }
+      }
+    } catch (error) {
+      state.synced = false;
+      if (error instanceof JetStreamApiError && error.code === wrongLastSequence) {
+        this.options.logger.warn({ partition }, 'the stream holds another tail for this partition than expected; re-reading it');
+      } else if (!this.stopped && this.isConnected) {
+        this.options.logger.warn({ err: error, partition }, 'publishing to JetStream failed; retrying');
+        await new Promise((resolve) => setTimeout(resolve, 250));
+      }
+    }
+  }
+
+  private record(partition: number, seq: number): void {
+    this.toRecord.set(partition, seq);
+    this.recordTimer ??= setTimeout(() => void this.flushRecord(), recordEveryMs);
+  }
+
+  private async flushRecord(): Promise<void> {
+    this.recordTimer = undefined;
+    if (this.toRecord.size === 0) return;
+    const marks = new Map(this.toRecord);
+    this.toRecord.clear();
+    await this.options.source.recordPublished(marks).catch((error: unknown) => this.options.logger.warn({ err: error }, 'could not record relay progress'));
+  }
+
+  /** Stops publishing (bounded: about 2 s even with NATS down), records the progress made, closes the connection. */
+  async close(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.unsubscribe();
+    clearInterval(this.backstop);
+    const deadline = Date.now() + 2_000;
+    while ([...this.partitions.values()].some((state) => state.pumping) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+    clearTimeout(this.recordTimer);
+    await this.flushRecord();
+    const nc = this.nc;
+    if (nc !== undefined) await Promise.race([nc.drain().catch(() => nc.close()), new Promise((resolve) => setTimeout(resolve, 2_000))]);
+    if (nc !== undefined && !nc.isClosed()) await nc.close().catch(() => undefined);
+    await Promise.race([this.connecting, new Promise((resolve) => setTimeout(resolve, 100))]);
+  }
+}

@@ -1,0 +1,104 @@
+import { consumePartitionBatches } from '../bus/jetstream-consumer.ts';
+import type { PartitionBatch } from '../bus/bus-event.ts';
+import type { Projector } from './projector.ts';
+
+export interface FeedLogger {
+  warn(details: object, message: string): void;
+  error(details: object, message: string): void;
+}
+
+/**
+ * Feeds one projection from the JetStream event stream instead of the shard files. It starts
+ * after the last message the projection handled; what was already applied is skipped by the
+ * per-partition checkpoints (JetStream may redeliver), and a message that leaves a gap is
+ * never applied: the feed starts over from the beginning of the stream, skipping what it has.
+ */
+export class JetStreamFeed {
+  private subscription: { close(): Promise<void> } | undefined;
+  private stopped = false;
+  private paused = false;
+  private restarting: Promise<void> | undefined;
+
+  constructor(
+    private readonly projector: () => Projector,
+    private readonly options: { servers: string; prefix: string; logger: FeedLogger; onProgress: () => void },
+  ) {}
+
+  /** Starts consuming; while NATS cannot be reached it keeps trying, with a growing delay. */
+  async start(fromStreamSeq = this.projector().streamPosition() + 1): Promise<void> {
+    for (let attempt = 0; !this.stopped; attempt++) {
+      try {
+        await this.subscribe(fromStreamSeq);
+        return;
+      } catch (error) {
+        const delay = Math.min(5_000, 100 * 2 ** Math.min(attempt, 6));
+        if (attempt === 0 || attempt % 20 === 0) this.options.logger.warn({ err: error, retryInMs: delay }, 'projector cannot consume the JetStream event stream yet');
+        await new Promise((resolve) => setTimeout(resolve, delay));
+      }
+    }
+  }
+
+  private async subscribe(fromStreamSeq: number): Promise<void> {
+    this.paused = false;
+    this.subscription = await consumePartitionBatches({
+      servers: this.options.servers,
+      prefix: this.options.prefix,
+      startStreamSeq: fromStreamSeq,
+      onBatch: (batch, streamSeq) => this.onMessage(batch, streamSeq),
+      logger: this.options.logger,
+    });
+  }
+
+  private async onMessage(batch: PartitionBatch, streamSeq: number): Promise<void> {
+    if (this.stopped || this.paused) return;
+    const projector = this.projector();
+    const outcome = await projector.apply(batch);
+    if (outcome === 'applied' || outcome === 'skipped') {
+      projector.recordStreamPosition(streamSeq);
+      if (outcome === 'applied') this.options.onProgress();
+      return;
+    }
+    if (outcome === 'halted') {
+      // Later messages must wait for the halt to be lifted; they are fetched again then.
+      this.paused = true;
+      this.options.onProgress();
+      return;
+    }
+    this.options.logger.warn({ partition: batch.partition, firstSeq: batch.firstSeq, checkpoint: projector.checkpoint(batch.partition), streamSeq }, 'gap in the event stream; consuming again from its start');
+    this.paused = true;
+    this.restart(1);
+  }
+
+  /** After a halt is lifted (dead letter retried or skipped), or to refetch from an earlier point. */
+  restart(fromStreamSeq = this.projector().streamPosition() + 1): void {
+    if (this.stopped) return;
+    this.restarting ??= (async () => {
+      try {
+        await this.subscription?.close();
+        await this.start(fromStreamSeq);
+      } catch (error) {
+        this.options.logger.error({ err: error }, 'could not restart the JetStream feed');
+      } finally {
+        this.restarting = undefined;
+      }
+    })();
+  }
+
+  get halted(): boolean {
+    return this.paused;
+  }
+
+  /** Stops consuming for now (a rebuild swapping files); `start` resumes. */
+  async suspend(): Promise<void> {
+    this.paused = true;
+    await this.restarting;
+    await this.subscription?.close();
+    this.subscription = undefined;
+  }
+
+  async close(): Promise<void> {
+    this.stopped = true;
+    await this.restarting;
+    await this.subscription?.close();
+  }
+}

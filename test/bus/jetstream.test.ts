@@ -1,0 +1,183 @@
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import app from '../../actors/app.ts';
+import type { PartitionBatch } from '../../runtime/bus/bus-event.ts';
+import { consumePartitionBatches } from '../../runtime/bus/jetstream-consumer.ts';
+import { JetStreamRelay } from '../../runtime/bus/jetstream-relay.ts';
+import { createRuntime, type Runtime } from '../../runtime/index.ts';
+import ledgerApp from '../fixtures/ledger-app.ts';
+import { expectedViews, randomBankWorkload } from '../support/bank-workload.ts';
+import { startNatsServer, type NatsServer } from '../support/nats-server.ts';
+import { allEvents, caughtUp, viewDocuments } from '../support/projections.ts';
+import { makeTempDir, silentLogger, waitFor } from '../support/temp-dir.ts';
+
+let cleanup: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const step of cleanup.reverse()) await step();
+  cleanup = [];
+});
+
+async function nats(): Promise<NatsServer> {
+  const server = await startNatsServer();
+  cleanup.push(server.stop);
+  return server;
+}
+
+async function bank(options: { nats?: string } = {}) {
+  const temp = makeTempDir();
+  cleanup.push(temp.remove);
+  const runtime = await createRuntime({ app, dataDir: temp.dir, partitions: 16, shards: 2, logger: silentLogger, nats: options.nats === undefined ? undefined : { servers: options.nats } });
+  cleanup.push(() => runtime.close());
+  return { runtime, dir: temp.dir };
+}
+
+/** Every message of the stream, read back from the beginning. */
+async function readStream(url: string, prefix = 'shardlog'): Promise<{ streamSeq: number; batch: PartitionBatch }[]> {
+  const nc = await connect({ servers: url });
+  const jsm = await jetstreamManager(nc);
+  const total = (await jsm.streams.info(`${prefix.toUpperCase()}_EVENTS`)).state.messages;
+  await nc.close();
+  const messages: { streamSeq: number; batch: PartitionBatch }[] = [];
+  if (total === 0) return messages;
+  let resolveAll!: () => void;
+  const all = new Promise<void>((resolve) => (resolveAll = resolve));
+  const subscription = await consumePartitionBatches({
+    servers: url,
+    prefix,
+    startStreamSeq: 1,
+    logger: silentLogger,
+    onBatch: (batch, streamSeq) => {
+      messages.push({ streamSeq, batch });
+      if (messages.length >= total) resolveAll();
+    },
+  });
+  await all;
+  await subscription.close();
+  return messages;
+}
+
+/** Checks the stream holds every committed event exactly once, each partition contiguous from seq 1 in message order. */
+async function expectStreamEqualsLog(url: string, runtime: Runtime): Promise<void> {
+  const messages = await readStream(url);
+  const bySeq = new Map<number, number[]>();
+  for (const { batch } of messages) {
+    expect(batch.events.map((event) => event.seq)).toEqual(batch.events.map((_, index) => batch.firstSeq + index));
+    const seqs = bySeq.get(batch.partition) ?? [];
+    seqs.push(...batch.events.map((event) => event.seq));
+    bySeq.set(batch.partition, seqs);
+  }
+  const heads = await runtime.heads();
+  expect(new Set(bySeq.keys())).toEqual(new Set(heads.keys()));
+  for (const [partition, head] of heads) expect(bySeq.get(partition)).toEqual(Array.from({ length: head }, (_, index) => index + 1));
+}
+
+async function relayCaughtUp(runtime: Runtime): Promise<void> {
+  const heads = await runtime.heads();
+  await waitFor(() => [...heads].every(([partition, head]) => (runtime.busLag().find((lag) => lag.partition === partition)?.published ?? 0) >= head), { timeoutMs: 20_000 });
+}
+
+describe('the JetStream relay', () => {
+  it('publishes every committed event exactly once, in order, and a restarted relay republishes nothing', async () => {
+    const server = await nats();
+    const { runtime } = await bank();
+    await randomBankWorkload(runtime, 11, 800);
+    const relay = await JetStreamRelay.start({ servers: server.url, prefix: 'shardlog', source: runtime, logger: silentLogger });
+    await waitFor(() => relay.lag().every(({ head, published }) => published >= head) && relay.lag().length > 0, { timeoutMs: 20_000 });
+    await relay.close();
+    await expectStreamEqualsLog(server.url, runtime);
+    const published = await runtime.publishedSeqs();
+    expect(published).toEqual(await runtime.heads());
+
+    // A relay whose recorded progress is gone learns it from the stream: nothing is published twice.
+    const before = (await readStream(server.url)).length;
+    const again = await JetStreamRelay.start({ servers: server.url, prefix: 'shardlog', source: { ...runtime, partitions: runtime.partitions, busEvents: runtime.busEvents.bind(runtime), heads: runtime.heads.bind(runtime), recordPublished: () => Promise.resolve(), onCommit: runtime.onCommit.bind(runtime) }, logger: silentLogger });
+    await runtime.dispatch({ aggregate: 'account', id: 'late', command: 'open', input: { owner: 'lee' } });
+    await waitFor(() => again.lag().every(({ head, published }) => published >= head), { timeoutMs: 20_000 });
+    await again.close();
+    expect((await readStream(server.url)).length).toBe(before + 1);
+    await expectStreamEqualsLog(server.url, runtime);
+  });
+
+  it('splits a batch over the max payload into consecutive messages', async () => {
+    const server = await nats();
+    const { runtime } = await bank();
+    await Promise.all(Array.from({ length: 300 }, (_, index) => runtime.dispatch({ aggregate: 'order', id: `o-${index % 3}-${index}`, command: 'place', input: { customerId: 'c', items: [{ sku: 'x'.repeat(90), quantity: 1, unitPrice: 1 }] } })));
+    const relay = await JetStreamRelay.start({ servers: server.url, prefix: 'shardlog', source: runtime, logger: silentLogger, maxPayload: 4_096 });
+    await waitFor(() => relay.lag().length > 0 && relay.lag().every(({ head, published }) => published >= head), { timeoutMs: 20_000 });
+    await relay.close();
+    const messages = await readStream(server.url);
+    expect(messages.length).toBeGreaterThan(16);
+    await expectStreamEqualsLog(server.url, runtime);
+  });
+
+  it('keeps committing while nats-server is down and publishes everything, once, after it returns', async () => {
+    const server = await nats();
+    const { runtime, dir } = await bank({ nats: server.url });
+    await randomBankWorkload(runtime, 21, 300);
+    const load = randomBankWorkload(runtime, 22, 1_500);
+    await server.pause();
+    await randomBankWorkload(runtime, 23, 300);
+    expect(runtime.busConnected).toBe(false);
+    expect(runtime.busLag().some(({ head, published }) => head > published)).toBe(true);
+    await server.start();
+    await load;
+    await randomBankWorkload(runtime, 24, 300);
+    await relayCaughtUp(runtime);
+    await expectStreamEqualsLog(server.url, runtime);
+    await caughtUp(runtime, 'account-balances', 30_000);
+    await caughtUp(runtime, 'customer-stats', 30_000);
+    const expected = expectedViews(await allEvents(runtime));
+    expect(viewDocuments(dir, 'account-balances')).toEqual(expected.balances);
+    expect(viewDocuments(dir, 'customer-stats')).toEqual(expected.stats);
+  });
+});
+
+describe('projections over JetStream', () => {
+  it('equal the fold of the log after random workloads, and rebuild into the same documents', async () => {
+    const server = await nats();
+    const { runtime, dir } = await bank({ nats: server.url });
+    await randomBankWorkload(runtime, 31, 1_500);
+    await caughtUp(runtime, 'account-balances');
+    await caughtUp(runtime, 'customer-stats');
+    const expected = expectedViews(await allEvents(runtime));
+    expect(viewDocuments(dir, 'account-balances')).toEqual(expected.balances);
+    expect(viewDocuments(dir, 'customer-stats')).toEqual(expected.stats);
+
+    await runtime.projections.rebuild('customer-stats');
+    await waitFor(async () => (await runtime.projections.statusOf('customer-stats')).lastRebuild !== null, { timeoutMs: 20_000 });
+    expect(viewDocuments(dir, 'customer-stats')).toEqual(expected.stats);
+    const placed = await runtime.dispatch({ aggregate: 'order', id: 'after-rebuild', command: 'place', input: { customerId: 'c9', items: [{ sku: 's', quantity: 1, unitPrice: 4 }] } });
+    const [partition, seq] = placed.position!.split(':').map(Number) as [number, number];
+    await runtime.projections.waitFor('customer-stats', partition, seq, 10_000);
+    expect(runtime.projections.get('customer-stats', 'c9')).toEqual({ totalOrders: 1, totalSpent: 4 });
+  });
+
+  it('halts on a poison event and resumes from the stream once the dead letter is retried', async () => {
+    const server = await nats();
+    const temp = makeTempDir();
+    cleanup.push(temp.remove);
+    const fixFile = join(temp.dir, 'fixed');
+    process.env.LEDGER_FIX_FILE = fixFile;
+    cleanup.push(() => {
+      delete process.env.LEDGER_FIX_FILE;
+    });
+    const runtime = await createRuntime({ app: ledgerApp, dataDir: join(temp.dir, 'data'), partitions: 4, shards: 1, logger: silentLogger, nats: { servers: server.url } });
+    cleanup.push(() => runtime.close());
+    let last = '';
+    for (const amount of [1, 13, 2, 3]) last = (await runtime.dispatch({ aggregate: 'ledger', id: 'l1', command: 'enter', input: { amount } })).position!;
+    await waitFor(async () => (await runtime.projections.statusOf('halting-totals')).state === 'halted', { timeoutMs: 20_000 });
+    expect(runtime.projections.get('halting-totals', 'main')).toEqual({ total: 1, entries: 1 });
+    const [partition, seq] = last.split(':').map(Number) as [number, number];
+    await runtime.projections.waitFor('skipping-totals', partition, seq, 10_000);
+    expect(runtime.projections.get('skipping-totals', 'main')).toEqual({ total: 6, entries: 3 });
+
+    writeFileSync(fixFile, '');
+    const [parked] = await runtime.projections.deadLetters('halting-totals', 10);
+    await runtime.projections.retryDeadLetter('halting-totals', parked!.id);
+    await runtime.projections.waitFor('halting-totals', partition, seq, 10_000);
+    expect(runtime.projections.get('halting-totals', 'main')).toEqual({ total: 19, entries: 4 });
+  });
+});

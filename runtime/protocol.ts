@@ -58,7 +58,7 @@ export type ShardRequest =
 export type ShardResponse =
   | { type: 'opened'; partitions: number[] }
   /** `heads`: [partition, seq, partition, seq, …], the last seq of each partition the batch appended to. */
-  | { type: 'committed'; replies: CommandReply[]; heads: number[] }
+  | { type: 'committed'; replies: CommandReply[]; heads: number[]; events?: BusEvent[] }
   | { type: 'heads'; heads: number[] }
   | { type: 'bus-events'; events: BusEvent[] }
   | { type: 'state'; state: unknown; version: number }
@@ -77,6 +77,8 @@ export interface ShardWorkerData {
   appModule: string;
   durability: Durability;
   maxLiveActors: number;
+  /** Return each batch's committed events with its replies (for the JetStream relay, so it need not read them back). */
+  returnEvents: boolean;
 }
 
 export type Durability = 'fsync' | 'relaxed';

@@ -4,59 +4,94 @@ import type { PartitionBatch } from './bus-event.ts';
 import { decodeBatch } from './event-message.ts';
 import { ensureEventStream } from './jetstream-relay.ts';
 
+export interface StreamMessage {
+  batch: PartitionBatch;
+  streamSeq: number;
+}
+
 export interface ConsumeOptions {
   servers: string;
   prefix: string;
   /** The stream sequence to start at (1: the beginning). */
   startStreamSeq: number;
-  /** Awaited before the next message is handed over. */
-  onBatch: (batch: PartitionBatch, streamSeq: number) => Promise<void> | void;
+  /**
+   * Gets the messages in stream order, as many at a time as have arrived (at most 512);
+   * awaited before the next ones are handed over.
+   */
+  onMessages: (messages: StreamMessage[]) => Promise<void> | void;
   logger: { warn(details: object, message: string): void; error(details: object, message: string): void };
 }
 
 /**
  * Reads the event stream in stream order with an ordered consumer (no acks, nothing kept on
  * the server): JetStream's own delivery is not exactly-once, so the caller's checkpoints
- * decide what to apply. The consumer recreates itself across server restarts.
+ * decide what to apply. After a reconnect (a server restart loses the ephemeral consumer)
+ * it opens a new one right after the last message it handed over.
  */
 export async function consumePartitionBatches(options: ConsumeOptions): Promise<{ close(): Promise<void> }> {
   const nc = await connect({ servers: options.servers, maxReconnectAttempts: -1, reconnectTimeWait: 250, name: 'shardlog-projector' });
-  let messages: ConsumerMessages | undefined;
+  let stream: string;
   try {
-    const stream = await ensureEventStream(await jetstreamManager(nc), options.prefix);
-    const consumer = await jetstream(nc).consumers.get(stream, {
-      deliver_policy: DeliverPolicy.StartSequence,
-      opt_start_seq: Math.max(1, options.startStreamSeq),
-      // No subject filter: the stream holds only event subjects, and nats-server 2.9 refuses filter_subjects.
-    });
-    messages = await consumer.consume({ max_messages: 512 });
+    stream = await ensureEventStream(await jetstreamManager(nc), options.prefix);
   } catch (error) {
     await nc.close();
     throw error;
   }
+  const js = jetstream(nc);
+  let next = Math.max(1, options.startStreamSeq);
   let closed = false;
+  let messages: ConsumerMessages | undefined;
+
+  const open = async (): Promise<ConsumerMessages> => {
+    const consumer = await js.consumers.get(stream, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: next });
+    // Short pulls: a consumer lost with a restarted server is noticed in seconds, not the default 30 s.
+    return consumer.consume({ max_messages: 512, expires: 5_000 });
+  };
+  messages = await open().catch(async (error: unknown) => {
+    await nc.close();
+    throw error;
+  });
+
+  void (async () => {
+    for await (const status of nc.status()) if (status.type === 'reconnect') void messages?.close();
+  })();
+
   const done = (async () => {
-    for await (const message of messages) {
-      if (closed) break;
-      let batch: PartitionBatch;
+    while (!closed) {
       try {
-        batch = decodeBatch(message.data);
+        messages ??= await open();
+        let arrived: StreamMessage[] = [];
+        for await (const message of messages) {
+          if (closed) break;
+          next = message.seq + 1;
+          try {
+            arrived.push({ batch: decodeBatch(message.data), streamSeq: message.seq });
+          } catch (error) {
+            options.logger.error({ err: error, streamSeq: message.seq, subject: message.subject }, 'skipping a message that is not a Shardlog batch');
+          }
+          if (messages.getPending() > 0 && arrived.length < 512) continue;
+          const handing = arrived;
+          arrived = [];
+          if (handing.length === 0) continue;
+          try {
+            await options.onMessages(handing);
+          } catch (error) {
+            options.logger.error({ err: error, streamSeq: message.seq }, 'applying messages failed');
+          }
+        }
       } catch (error) {
-        options.logger.error({ err: error, streamSeq: message.seq, subject: message.subject }, 'skipping a message that is not a Shardlog batch');
-        continue;
+        if (!closed) options.logger.warn({ err: error }, 'the JetStream consumer stopped; opening it again');
+        await new Promise((resolve) => setTimeout(resolve, 250));
       }
-      try {
-        await options.onBatch(batch, message.seq);
-      } catch (error) {
-        options.logger.error({ err: error, streamSeq: message.seq }, 'applying a message failed');
-      }
+      messages = undefined;
     }
   })();
+
   return {
     close: async () => {
       if (closed) return;
       closed = true;
-      await messages.close().catch(() => undefined);
+      await messages?.close().catch(() => undefined);
       await Promise.race([done, new Promise((resolve) => setTimeout(resolve, 2_000))]);
       await Promise.race([nc.close(), new Promise((resolve) => setTimeout(resolve, 2_000))]);
     },

@@ -9,7 +9,8 @@ export interface RelaySource {
   busEvents(partition: number, after: number, limit: number): Promise<BusEvent[]>;
   heads(): Promise<Map<number, number>>;
   recordPublished(published: ReadonlyMap<number, number>): Promise<void>;
-  onCommit(listener: (heads: readonly number[]) => void): () => void;
+  /** `events`, when given, are the commit's events: publishing them needs no read of the log. */
+  onCommit(listener: (heads: readonly number[], events?: readonly BusEvent[]) => void): () => void;
 }
 
 export interface RelayLogger {
@@ -41,6 +42,16 @@ interface PartitionState {
 const wrongLastSequence = 10071;
 const recordEveryMs = 100;
 const backstopEveryMs = 1_000;
+
+function byPartition(events: readonly BusEvent[]): Map<number, BusEvent[]> {
+  const runs = new Map<number, BusEvent[]>();
+  for (const event of events) {
+    const run = runs.get(event.partition);
+    if (run === undefined) runs.set(event.partition, [event]);
+    else run.push(event);
+  }
+  return runs;
+}
 
 /** Creates the event stream if it does not exist: every partition's subject, file storage, no limits. */
 export async function ensureEventStream(jsm: JetStreamManager, prefix: string): Promise<string> {
@@ -78,11 +89,13 @@ export class JetStreamRelay {
   private isConnected = false;
 
   private constructor(private readonly options: RelayOptions) {
-    this.unsubscribe = options.source.onCommit((heads) => {
+    this.unsubscribe = options.source.onCommit((heads, events) => {
+      const committed = events === undefined ? undefined : byPartition(events);
       for (let index = 0; index < heads.length; index += 2) {
-        const state = this.state(heads[index]!);
+        const partition = heads[index]!;
+        const state = this.state(partition);
         state.head = Math.max(state.head, heads[index + 1]!);
-        this.pump(heads[index]!);
+        this.pump(partition, committed?.get(partition));
       }
     });
     this.backstop = setInterval(() => this.pumpAll(), backstopEveryMs);
@@ -160,11 +173,13 @@ export class JetStreamRelay {
     for (const [partition, state] of this.partitions) if (state.head > state.published || !state.synced) this.pump(partition);
   }
 
-  private pump(partition: number): void {
+  /** Publishes what the partition's subject lacks: `committed` directly when it follows on, else read from the log. */
+  private pump(partition: number, committed?: BusEvent[]): void {
     const state = this.state(partition);
     if (state.pumping || this.stopped || !this.isConnected) return;
     state.pumping = true;
-    void this.publishTail(partition, state).finally(() => {
+    const follows = committed !== undefined && state.synced && committed[0]!.seq === state.published + 1;
+    void (follows ? this.publishEvents(partition, state, committed) : this.publishTail(partition, state)).finally(() => {
       state.pumping = false;
       if (state.head > state.published && this.isConnected && !this.stopped) setImmediate(() => this.pump(partition));
     });
@@ -190,24 +205,41 @@ export class JetStreamRelay {
       while (state.published < state.head && !this.stopped) {
         const events = await this.options.source.busEvents(partition, state.published, this.options.pageSize ?? 1_000);
         if (events.length === 0) return;
-        for (const run of splitUnderPayload({ partition, firstSeq: events[0]!.seq, events }, this.maxPayload)) {
-          const ack = await this.js!.publish(subjectOf(this.options.prefix, partition), run.bytes, {
-            msgID: msgIdOf(partition, run.batch.firstSeq),
-            expect: { lastSubjectSequence: state.subjectSeq },
-          });
-          state.subjectSeq = ack.seq;
-          state.published = run.batch.events.at(-1)!.seq;
-          this.record(partition, state.published);
-        }
+        await this.publishRuns(partition, state, events);
       }
     } catch (error) {
-      state.synced = false;
-      if (error instanceof JetStreamApiError && error.code === wrongLastSequence) {
-        this.options.logger.warn({ partition }, 'the stream holds another tail for this partition than expected; re-reading it');
-      } else if (!this.stopped && this.isConnected) {
-        this.options.logger.warn({ err: error, partition }, 'publishing to JetStream failed; retrying');
-        await new Promise((resolve) => setTimeout(resolve, 250));
-      }
+      await this.publishFailed(partition, state, error);
+    }
+  }
+
+  private async publishEvents(partition: number, state: PartitionState, events: BusEvent[]): Promise<void> {
+    try {
+      await this.publishRuns(partition, state, events);
+    } catch (error) {
+      await this.publishFailed(partition, state, error);
+    }
+  }
+
+  private async publishRuns(partition: number, state: PartitionState, events: BusEvent[]): Promise<void> {
+    for (const run of splitUnderPayload({ partition, firstSeq: events[0]!.seq, events }, this.maxPayload)) {
+      const ack = await this.js!.publish(subjectOf(this.options.prefix, partition), run.bytes, {
+        msgID: msgIdOf(partition, run.batch.firstSeq),
+        expect: { lastSubjectSequence: state.subjectSeq },
+      });
+      state.subjectSeq = ack.seq;
+      state.published = run.batch.events.at(-1)!.seq;
+      this.record(partition, state.published);
+    }
+  }
+
+  /** Any failure makes the stream's tail uncertain: the next pump reads it again before publishing. */
+  private async publishFailed(partition: number, state: PartitionState, error: unknown): Promise<void> {
+    state.synced = false;
+    if (error instanceof JetStreamApiError && error.code === wrongLastSequence) {
+      this.options.logger.warn({ partition }, 'the stream holds another tail for this partition than expected; re-reading it');
+    } else if (!this.stopped && this.isConnected) {
+      this.options.logger.warn({ err: error, partition }, 'publishing to JetStream failed; retrying');
+      await new Promise((resolve) => setTimeout(resolve, 250));
     }
   }
 

@@ -81,7 +81,8 @@ export interface PreparedCommand {
   readonly envelope: CommandEnvelope;
 }
 
-export type CommitListener = (heads: readonly number[]) => void;
+/** `heads`: [partition, last seq, …] of a commit; `events`: its events, when a JetStream relay asked the shards for them. */
+export type CommitListener = (heads: readonly number[], events?: readonly BusEvent[]) => void;
 
 export interface DispatchResult extends CommandResult {
   commandId: string;
@@ -158,7 +159,7 @@ export class Runtime<A extends App = App> {
   readonly reportBatch = (batch: BatchReport): void => {
     if (batch.heads.length === 0) return;
     for (let index = 0; index < batch.heads.length; index += 2) this.lastSeqs.set(batch.heads[index]!, batch.heads[index + 1]!);
-    for (const listener of this.commitListeners) listener(batch.heads);
+    for (const listener of this.commitListeners) listener(batch.heads, batch.committedEvents);
   };
 
   /** The last committed seq of a partition as of the latest commit this runtime saw (0 if none). */
@@ -509,7 +510,7 @@ async function startRuntime<A extends App>(options: RuntimeOptions<A>, dataDir: 
     { length: meta.shards },
     (_, shard) =>
       new ShardHost({
-        worker: { shard, shards: meta.shards, partitions: meta.partitions, dataDir, appModule: options.app.module, durability, maxLiveActors },
+        worker: { shard, shards: meta.shards, partitions: meta.partitions, dataDir, appModule: options.app.module, durability, maxLiveActors, returnEvents: options.nats !== undefined },
         maxQueuedCommands,
         maxBatchSize,
         maxBatchesInFlight,

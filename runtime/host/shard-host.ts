@@ -1,3 +1,4 @@
+import type { BusEvent } from '../bus/bus-event.ts';
 import { Piscina, move } from 'piscina';
 import { decodeWire, encodeWire } from '../codec.ts';
 import { deserializeError, makeError, ShardlogError } from '../errors.ts';
@@ -27,6 +28,8 @@ export interface BatchReport {
   durationMs: number;
   /** [partition, last seq, …] of every partition the batch appended to. */
   heads: number[];
+  /** The committed events themselves, when the shard was asked to return them. */
+  committedEvents?: BusEvent[] | undefined;
 }
 
 export interface RestartPolicy {
@@ -230,7 +233,7 @@ export class ShardHost {
         pending.reject(deserializeError(reply.error));
       }
     }
-    this.options.onBatch?.({ shard: this.shard, commands: batch.length, events, durationMs: performance.now() - sentAt, heads: response.heads });
+    this.options.onBatch?.({ shard: this.shard, commands: batch.length, events, durationMs: performance.now() - sentAt, heads: response.heads, committedEvents: response.events });
   }
 
   /** Piscina has already replaced the dead thread; we hold batches back for a growing delay. */

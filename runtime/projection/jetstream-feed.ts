@@ -1,5 +1,4 @@
-import { consumePartitionBatches } from '../bus/jetstream-consumer.ts';
-import type { PartitionBatch } from '../bus/bus-event.ts';
+import { consumePartitionBatches, type StreamMessage } from '../bus/jetstream-consumer.ts';
 import type { Projector } from './projector.ts';
 
 export interface FeedLogger {
@@ -44,29 +43,53 @@ export class JetStreamFeed {
       servers: this.options.servers,
       prefix: this.options.prefix,
       startStreamSeq: fromStreamSeq,
-      onBatch: (batch, streamSeq) => this.onMessage(batch, streamSeq),
+      onMessages: (messages) => this.onMessages(messages),
       logger: this.options.logger,
     });
   }
 
-  private async onMessage(batch: PartitionBatch, streamSeq: number): Promise<void> {
-    if (this.stopped || this.paused) return;
-    const projector = this.projector();
-    const outcome = await projector.apply(batch);
-    if (outcome === 'applied' || outcome === 'skipped') {
-      projector.recordStreamPosition(streamSeq);
-      if (outcome === 'applied') this.options.onProgress();
-      return;
+  /** Applies the messages in rounds of at most one per partition, each round in one transaction. */
+  private async onMessages(messages: StreamMessage[]): Promise<void> {
+    let round: StreamMessage[] = [];
+    const partitions = new Set<number>();
+    for (const message of messages) {
+      if (partitions.has(message.batch.partition)) {
+        if (!(await this.applyRound(round))) return;
+        round = [];
+        partitions.clear();
+      }
+      round.push(message);
+      partitions.add(message.batch.partition);
     }
-    if (outcome === 'halted') {
+    await this.applyRound(round);
+  }
+
+  /** Returns false once the feed has stopped taking messages (halted, or refetching after a gap). */
+  private async applyRound(round: StreamMessage[]): Promise<boolean> {
+    if (this.stopped || this.paused || round.length === 0) return false;
+    const projector = this.projector();
+    const lastSeq = round[round.length - 1]!.streamSeq;
+    const outcomes = await projector.applyAll(
+      round.map((message) => message.batch),
+      lastSeq,
+    );
+    const gap = outcomes.indexOf('gap');
+    if (gap >= 0) {
+      const { batch, streamSeq } = round[gap]!;
+      this.options.logger.warn({ partition: batch.partition, firstSeq: batch.firstSeq, checkpoint: projector.checkpoint(batch.partition), streamSeq }, 'gap in the event stream; consuming again from its start');
+      this.paused = true;
+      this.restart(1);
+      return false;
+    }
+    if (outcomes.includes('halted')) {
       // Later messages must wait for the halt to be lifted; they are fetched again then.
       this.paused = true;
       this.options.onProgress();
-      return;
+      return false;
     }
-    this.options.logger.warn({ partition: batch.partition, firstSeq: batch.firstSeq, checkpoint: projector.checkpoint(batch.partition), streamSeq }, 'gap in the event stream; consuming again from its start');
-    this.paused = true;
-    this.restart(1);
+    if (!outcomes.includes('applied')) projector.recordStreamPosition(lastSeq);
+    this.options.onProgress();
+    return true;
   }
 
   /** After a halt is lifted (dead letter retried or skipped), or to refetch from an earlier point. */

@@ -1,7 +1,7 @@
 import { existsSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { decodeStored } from '../codec.ts';
-import type { BusEvent } from '../bus/bus-event.ts';
+import type { BusEvent, PartitionBatch } from '../bus/bus-event.ts';
 import type { App } from '../define/app.ts';
 import type { AnyProjection } from '../define/projection.ts';
 import { formatPosition } from '../partitioning.ts';
@@ -91,17 +91,22 @@ export class ProjectionRunner {
     return budget < eventsPerStep;
   }
 
+  /** Reads every partition behind its head (a page each, within the budget) and applies them in one transaction. */
   private async catchUp(projector: Projector, heads: ReadonlyMap<number, number>, budget: number): Promise<number> {
     let used = 0;
-    for (const [partition, head] of heads) {
-      while (used < budget && projector.halted === undefined) {
+    while (used < budget && projector.halted === undefined) {
+      const batches: PartitionBatch[] = [];
+      for (const [partition, head] of heads) {
+        if (used >= budget) break;
         const checkpoint = projector.checkpoint(partition);
-        if (checkpoint >= head) break;
+        if (checkpoint >= head) continue;
         const events = this.reader.read(partition, checkpoint, Math.min(pageSize, budget - used));
-        if (events.length === 0) break;
+        if (events.length === 0) continue;
         used += events.length;
-        await projector.apply({ partition, firstSeq: events[0]!.seq, events });
+        batches.push({ partition, firstSeq: events[0]!.seq, events });
       }
+      if (batches.length === 0) break;
+      await projector.applyAll(batches);
     }
     return used;
   }

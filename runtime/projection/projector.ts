@@ -92,21 +92,42 @@ export class Projector {
    * applied: the caller refetches from the checkpoint.
    */
   async apply(batch: PartitionBatch): Promise<ApplyOutcome> {
-    const checkpoint = this.checkpoint(batch.partition);
-    const fresh = batch.events.filter((event) => event.seq > checkpoint);
-    if (fresh.length === 0) return 'skipped';
-    if (fresh[0]!.seq !== checkpoint + 1) return 'gap';
-    if (this.halt !== undefined) return 'halted';
+    return (await this.applyAll([batch]))[0]!;
+  }
+
+  /**
+   * Applies batches of several partitions (at most one batch per partition) in one
+   * transaction when every handler succeeds; otherwise partition by partition, event by
+   * event with retries, parking the event that keeps failing.
+   */
+  async applyAll(batches: readonly PartitionBatch[], streamSeq?: number): Promise<ApplyOutcome[]> {
+    const outcomes: ApplyOutcome[] = [];
+    const runs: { index: number; partition: number; events: BusEvent[] }[] = [];
+    for (const [index, batch] of batches.entries()) {
+      const checkpoint = this.checkpoint(batch.partition);
+      const fresh = batch.events.filter((event) => event.seq > checkpoint);
+      outcomes.push(fresh.length === 0 ? 'skipped' : fresh[0]!.seq !== checkpoint + 1 ? 'gap' : this.halt !== undefined ? 'halted' : 'applied');
+      if (outcomes[index] === 'applied') runs.push({ index, partition: batch.partition, events: fresh });
+    }
+    if (runs.length === 0) return outcomes;
     try {
-      this.applyInTransaction(batch.partition, fresh);
-      return 'applied';
+      this.applyInTransaction(runs, streamSeq);
+      return outcomes;
     } catch {
       // Some handler failed: find which event, retrying each alone, then park it.
-      for (const event of fresh) {
-        const outcome = await this.applyWithRetries(event);
-        if (outcome === 'halted') return 'halted';
+      for (const run of runs) {
+        if (this.halt !== undefined) {
+          outcomes[run.index] = 'halted';
+          continue;
+        }
+        for (const event of run.events) {
+          if ((await this.applyWithRetries(event)) === 'halted') {
+            outcomes[run.index] = 'halted';
+            break;
+          }
+        }
       }
-      return 'applied';
+      return outcomes;
     }
   }
 
@@ -114,7 +135,7 @@ export class Projector {
     let lastError: unknown;
     for (let attempt = 1; attempt <= this.attempts; attempt++) {
       try {
-        this.applyInTransaction(event.partition, [event]);
+        this.applyInTransaction([{ partition: event.partition, events: [event] }]);
         return 'applied';
       } catch (error) {
         lastError = error;
@@ -145,21 +166,26 @@ export class Projector {
     return 'halted';
   }
 
-  /** One transaction: every event's document change, then the checkpoint. Throws (and writes nothing) if any handler throws. */
-  private applyInTransaction(partition: number, events: readonly BusEvent[]): void {
+  /** One transaction: every event's document change, then the checkpoints. Throws (and writes nothing) if any handler throws. */
+  private applyInTransaction(runs: readonly { partition: number; events: readonly BusEvent[] }[], streamSeq?: number): void {
     const docs = new Map<string, unknown>();
-    const last = events[events.length - 1]!;
     this.db.transaction(() => {
-      for (const event of events) this.applyOne(event, docs);
+      if (streamSeq !== undefined) this.recordStreamPosition(streamSeq);
+      for (const run of runs) for (const event of run.events) this.applyOne(event, docs);
       const now = Date.now();
       for (const [key, doc] of docs) {
         if (doc === null) this.deleteDoc.run(key);
         else this.upsertDoc.run(key, JSON.stringify(doc), now);
       }
-      this.upsertCheckpoint.run(partition, last.seq, last.recordedAt);
+      for (const run of runs) {
+        const last = run.events[run.events.length - 1]!;
+        this.upsertCheckpoint.run(run.partition, last.seq, last.recordedAt);
+      }
     })();
-    this.checkpoints.set(partition, last.seq);
-    this.applied += events.length;
+    for (const run of runs) {
+      this.checkpoints.set(run.partition, run.events[run.events.length - 1]!.seq);
+      this.applied += run.events.length;
+    }
   }
 
   private applyOne(event: BusEvent, docs: Map<string, unknown>): void {

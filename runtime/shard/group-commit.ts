@@ -4,6 +4,7 @@ import { decide, evolve } from '../define/execute.ts';
 import { decodeStored, encodeStored } from '../codec.ts';
 import { makeError, RejectedError, serializeError, ShardlogError } from '../errors.ts';
 import { formatPosition, partitionOf, shardOf, streamName } from '../partitioning.ts';
+import type { BusEvent } from '../bus/bus-event.ts';
 import type { CommandEnvelope, CommandReply, ShardWorkerData } from '../protocol.ts';
 import type { Actor, ActorCache } from './actor-cache.ts';
 import { loadActor } from './actor-loader.ts';
@@ -23,6 +24,8 @@ interface Batch {
   writing: Set<number>;
   /** Streams whose evolve threw in this batch: their in-memory state can no longer be trusted. */
   poisoned: Set<string>;
+  /** The batch's events as the bus carries them, when the host asked for them. */
+  busEvents: BusEvent[] | undefined;
 }
 
 /**
@@ -44,7 +47,7 @@ export class GroupCommit {
   }
 
   /** Decides and commits a batch; `heads` lists [partition, last seq] of every partition it appended to. */
-  run(commands: readonly CommandEnvelope[]): { replies: CommandReply[]; heads: number[] } {
+  run(commands: readonly CommandEnvelope[]): { replies: CommandReply[]; heads: number[]; events?: BusEvent[] } {
     this.lastNow = Math.max(this.lastNow, Date.now());
     const batch: Batch = {
       now: this.lastNow,
@@ -54,6 +57,7 @@ export class GroupCommit {
       seen: new Map(),
       writing: new Set(),
       poisoned: new Set(),
+      busEvents: this.config.returnEvents ? [] : undefined,
     };
     const replies: CommandReply[] = [];
     const repeats: [index: number, of: number][] = [];
@@ -71,7 +75,9 @@ export class GroupCommit {
       }
     }
     const heads: number[] = [];
+    let committed = false;
     if (batch.write.commands.length > 0 && this.commit(batch, replies)) {
+      committed = true;
       for (const partition of batch.seqBefore.keys()) heads.push(partition, this.lastSeq.get(partition)!);
     }
     for (const [index, of] of repeats) replies[index] = replies[of]!;
@@ -80,7 +86,7 @@ export class GroupCommit {
       else this.actors.set(actor);
     }
     this.actors.trim();
-    return { replies, heads };
+    return committed && batch.busEvents !== undefined && batch.busEvents.length > 0 ? { replies, heads, events: batch.busEvents } : { replies, heads };
   }
 
   private commit(batch: Batch, replies: CommandReply[]): boolean {
@@ -175,9 +181,11 @@ export class GroupCommit {
     let seq = this.lastSeq.get(partition) ?? 0;
     const previousVersion = actor.version;
     const meta = encodeStored(metadata);
+    const [aggregateName, id] = [aggregate.name, actor.stream.slice(aggregate.name.length + 1)];
     const replyEvents = events.map((event, offset) => {
       seq += 1;
       const version = previousVersion + offset + 1;
+      batch.busEvents?.push({ partition, seq, aggregate: aggregateName, id, type: event.type, version, schemaVersion: event.schemaVersion, data: event.data, metadata, recordedAt: batch.now });
       batch.write.events.push({
         partition,
         seq,

@@ -49,8 +49,8 @@ async function readStream(url: string, prefix = 'shardlog'): Promise<{ streamSeq
     prefix,
     startStreamSeq: 1,
     logger: silentLogger,
-    onBatch: (batch, streamSeq) => {
-      messages.push({ streamSeq, batch });
+    onMessages: (arrived) => {
+      messages.push(...arrived);
       if (messages.length >= total) resolveAll();
     },
   });

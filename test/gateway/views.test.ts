@@ -62,11 +62,13 @@ describe('GET /views', () => {
     const { url, stop } = await startTestNode({ appModule: ledgerApp, viewWaitMs: 100 });
     cleanup.push(stop);
     let last = '';
+    let poison = '';
     await Promise.all(
       Array.from({ length: 200 }, async (_, index) => {
         const reply = await http(`${url}/commands/ledger/l-${index % 4}/enter`, { method: 'POST', json: { amount: index === 199 ? 13 : 1 } });
         expect(reply.status).toBe(200);
         last = (reply.body as { position: string }).position;
+        if (index === 199) poison = last;
       }),
     );
     const behind = await http(`${url}/views/slow-totals/l-0?after=${last}`);
@@ -78,7 +80,7 @@ describe('GET /views', () => {
     await waitFor(async () => (await http(`${url}/admin/projections/halting-totals`)).body !== null && ((await http(`${url}/admin/projections/halting-totals`)).body as { state: string }).state === 'halted', {
       timeoutMs: 20_000,
     });
-    const halted = await http(`${url}/views/halting-totals/main?after=${last}`);
+    const halted = await http(`${url}/views/halting-totals/main?after=${poison}`);
     expect(halted.status).toBe(503);
     expect(halted.body).toMatchObject({ code: 'SHARDLOG_PROJECTION_HALTED' });
     expect(halted.headers.get('retry-after')).not.toBeNull();

@@ -3,6 +3,7 @@ import { pino, type Logger } from 'pino';
 import { createRuntime, loadApp, makeError, type Durability, type Runtime, type RuntimeOptions } from '../runtime/index.ts';
 import { isLoopback, type TokenEntry } from './auth.ts';
 import { Metrics } from './metrics.ts';
+import type { EventStreamOptions } from './routes/event-stream.ts';
 import { buildGateway } from './server.ts';
 
 export interface NodeConfig {
@@ -21,6 +22,8 @@ export interface NodeConfig {
   logLevel: string;
   /** NATS server(s) for the JetStream event bus; embedded bus when absent. */
   nats?: { servers: string; prefix: string } | undefined;
+  /** `GET /events` tuning (heartbeat, slow-client buffer). */
+  eventStream?: EventStreamOptions | undefined;
   /** How long a view read with `?after=` waits for its projection (default 2,000 ms). */
   viewWaitMs?: number | undefined;
   /** Runtime settings with no flag of their own (queue bounds, live actors). */
@@ -61,7 +64,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     ...config.tuning,
   } as RuntimeOptions);
   metrics.watchRelay(() => runtime.busLag());
-  const gateway = buildGateway({ runtime, metrics, tokens: config.tokens, bodyLimit: config.bodyLimit, logger, viewWaitMs: config.viewWaitMs });
+  const gateway = buildGateway({ runtime, metrics, tokens: config.tokens, bodyLimit: config.bodyLimit, logger, viewWaitMs: config.viewWaitMs, eventStream: config.eventStream });
   try {
     await gateway.listen({ port: config.port, host: config.host });
   } catch (error) {

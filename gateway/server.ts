@@ -7,6 +7,7 @@ import { registerJsonBodyParser } from './json-body.ts';
 import type { Metrics } from './metrics.ts';
 import { fromFastifyError, sendProblem } from './problem.ts';
 import { aggregateRoutes } from './routes/aggregates.ts';
+import { eventStreamRoutes, type EventStreamOptions } from './routes/event-stream.ts';
 import { projectionAdminRoutes } from './routes/projection-admin.ts';
 import { viewRoutes } from './routes/views.ts';
 import { commandRoutes } from './routes/commands.ts';
@@ -21,6 +22,8 @@ export interface GatewayOptions {
   bodyLimit?: number;
   /** How long `GET /views/…?after=<position>` waits for the projection before 504 (default 2,000 ms). */
   viewWaitMs?: number | undefined;
+  /** `GET /events`: heartbeat interval and how much a slow client may leave unread. */
+  eventStream?: EventStreamOptions | undefined;
   /** A pino logger (default: silent). */
   logger?: FastifyBaseLogger;
 }
@@ -88,6 +91,7 @@ export function buildGateway(options: GatewayOptions): FastifyInstance {
   aggregateRoutes(app, context);
   viewRoutes(app, context, { waitMs: options.viewWaitMs ?? 2_000 });
   projectionAdminRoutes(app, context);
+  eventStreamRoutes(app, context, options.eventStream);
   operationRoutes(app, context);
   return app;
 }

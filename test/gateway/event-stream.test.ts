@@ -30,7 +30,7 @@ async function subscribe(url: string, headers: Record<string, string> = {}) {
       for (;;) {
         const { done, value } = await reader.read();
         if (done) break;
-        buffer += decoder.decode(value, { stream: true });
+        buffer += decoder.decode(value as Uint8Array, { stream: true });
         let boundary: number;
         while ((boundary = buffer.indexOf('\n\n')) >= 0) {
           const block = buffer.slice(0, boundary);
@@ -40,7 +40,7 @@ async function subscribe(url: string, headers: Record<string, string> = {}) {
             if (line.startsWith(':')) message.comment = line.slice(1).trim();
             else if (line.startsWith('id: ')) message.id = line.slice(4);
             else if (line.startsWith('event: ')) message.event = line.slice(7);
-            else if (line.startsWith('data: ')) message.data = JSON.parse(line.slice(6)) as SseMessage['data'];
+            else if (line.startsWith('data: ')) message.data = JSON.parse(line.slice(6)) as NonNullable<SseMessage['data']>;
           }
           messages.push(message);
         }

@@ -8,7 +8,7 @@ import type { PartitionBatch } from '../../runtime/bus/bus-event.ts';
 import { consumePartitionBatches } from '../../runtime/bus/jetstream-consumer.ts';
 import { JetStreamRelay } from '../../runtime/bus/jetstream-relay.ts';
 import { createRuntime, type Runtime } from '../../runtime/index.ts';
-import ledgerApp from '../fixtures/ledger-app.ts';
+import ledgerApp, { poisonUntilFixed } from '../fixtures/ledger-app.ts';
 import { expectedViews, randomBankWorkload } from '../support/bank-workload.ts';
 import { startNatsServer, type NatsServer } from '../support/nats-server.ts';
 import { allEvents, caughtUp, viewDocuments } from '../support/projections.ts';
@@ -157,13 +157,9 @@ describe('projections over JetStream', () => {
 
   it('halts on a poison event and resumes from the stream once the dead letter is retried', async () => {
     const server = await nats();
-    const temp = makeTempDir();
-    cleanup.push(temp.remove);
-    const fixFile = join(temp.dir, 'fixed');
-    process.env.LEDGER_FIX_FILE = fixFile;
-    cleanup.push(() => {
-      delete process.env.LEDGER_FIX_FILE;
-    });
+    const temp = poisonUntilFixed();
+    cleanup.push(temp.undo);
+    const { fixFile } = temp;
     const runtime = await createRuntime({ app: ledgerApp, dataDir: join(temp.dir, 'data'), partitions: 4, shards: 1, logger: silentLogger, nats: { servers: server.url } });
     cleanup.push(() => runtime.close());
     let last = '';

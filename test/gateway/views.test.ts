@@ -1,12 +1,12 @@
 import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseTokens } from '../../gateway/auth.ts';
+import { poisonUntilFixed } from '../fixtures/ledger-app.ts';
 import { http, startTestNode } from '../support/node.ts';
-import { makeTempDir, waitFor } from '../support/temp-dir.ts';
+import { waitFor } from '../support/temp-dir.ts';
 
 const cli = fileURLToPath(new URL('../../gateway/shardlog.mjs', import.meta.url));
 const ledgerApp = new URL('../fixtures/ledger-app.ts', import.meta.url).href;
@@ -89,13 +89,9 @@ describe('GET /views', () => {
 
 describe('projection admin routes and CLI', () => {
   it('lists, shows status, rebuilds with progress, and handles dead letters', async () => {
-    const temp = makeTempDir();
-    cleanup.push(temp.remove);
-    const fixFile = join(temp.dir, 'fixed');
-    process.env.LEDGER_FIX_FILE = fixFile;
-    cleanup.push(() => {
-      delete process.env.LEDGER_FIX_FILE;
-    });
+    const temp = poisonUntilFixed();
+    cleanup.push(temp.undo);
+    const { fixFile } = temp;
     const { url, stop } = await startTestNode({ appModule: ledgerApp });
     cleanup.push(stop);
     for (const amount of [1, 13, 2]) await http(`${url}/commands/ledger/l-1/enter`, { method: 'POST', json: { amount } });

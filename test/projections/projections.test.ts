@@ -2,7 +2,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createRuntime } from '../../runtime/index.ts';
-import ledgerApp from '../fixtures/ledger-app.ts';
+import ledgerApp, { poisonUntilFixed } from '../fixtures/ledger-app.ts';
 import { expectedViews, randomBankWorkload } from '../support/bank-workload.ts';
 import { allEvents, caughtUp, viewDocuments } from '../support/projections.ts';
 import { startBank } from '../support/runtime.ts';
@@ -65,13 +65,9 @@ describe('projections over the embedded bus', () => {
 
 describe('a failing projection handler', () => {
   it('parks the event; a halting projection stops, a skipping one goes on; retry applies it once fixed', async () => {
-    const temp = makeTempDir();
-    cleanup.push(temp.remove);
-    const fixFile = join(temp.dir, 'fixed');
-    process.env.LEDGER_FIX_FILE = fixFile;
-    cleanup.push(() => {
-      delete process.env.LEDGER_FIX_FILE;
-    });
+    const temp = poisonUntilFixed();
+    cleanup.push(temp.undo);
+    const { fixFile } = temp;
     const runtime = await createRuntime({ app: ledgerApp, dataDir: join(temp.dir, 'data'), partitions: 4, shards: 1, logger: silentLogger });
     cleanup.push(() => runtime.close());
     const enter = (amount: number) => runtime.dispatch({ aggregate: 'ledger', id: 'l1', command: 'enter', input: { amount } });

@@ -4,22 +4,16 @@ import { projectionNamed } from '../define/app.ts';
 import { deserializeError, makeError } from '../errors.ts';
 import type { DeadLetter, FromProjector, ProjectionStatus, ProjectorCall, ProjectorWorkerData, RebuildStatus, ToProjector } from '../projection/messages.ts';
 import { ViewReader, type ViewPage } from '../projection/view-reader.ts';
+import { PositionWaiters, type PositionWaiter } from './position-waiters.ts';
 import type { RuntimeLogger } from './shard-host.ts';
 
 const entry = new URL(import.meta.url.endsWith('.ts') ? '../projection/ts-entry.mjs' : '../projection/worker.js', import.meta.url);
-
-interface Waiter {
-  partition: number;
-  seq: number;
-  resolve(): void;
-  reject(error: Error): void;
-}
 
 interface ViewState {
   reader: ViewReader;
   checkpoints: Map<number, number>;
   halted: boolean;
-  waiters: Set<Waiter>;
+  waiters: PositionWaiters;
 }
 
 export interface ProjectorHostOptions {
@@ -57,7 +51,7 @@ export class ProjectorHost {
         reader: new ViewReader('', projection.indexes ?? []),
         checkpoints: new Map(),
         halted: false,
-        waiters: new Set(),
+        waiters: new PositionWaiters(),
       });
     }
     this.unsubscribe = options.subscribe((heads) => this.post({ type: 'heads', heads }));
@@ -151,22 +145,15 @@ export class ProjectorHost {
   }
 
   private advance(state: ViewState, marks: readonly number[]): void {
-    for (let index = 0; index < marks.length; index += 2) state.checkpoints.set(marks[index]!, marks[index + 1]!);
-    for (const waiter of state.waiters) {
-      if ((state.checkpoints.get(waiter.partition) ?? 0) >= waiter.seq) {
-        state.waiters.delete(waiter);
-        waiter.resolve();
-      }
+    for (let index = 0; index < marks.length; index += 2) {
+      state.checkpoints.set(marks[index]!, marks[index + 1]!);
+      state.waiters.reached(marks[index]!, marks[index + 1]!);
     }
   }
 
+  /** Waits still pending are past the checkpoint, so a halted projection will not reach them. */
   private failWaiters(state: ViewState): void {
-    for (const waiter of state.waiters) {
-      if ((state.checkpoints.get(waiter.partition) ?? 0) < waiter.seq) {
-        state.waiters.delete(waiter);
-        waiter.reject(makeError('SHARDLOG_PROJECTION_HALTED', 'the projection is halted on an event it could not apply', { retryAfterMs: 5_000 }));
-      }
-    }
+    state.waiters.rejectAll(makeError('SHARDLOG_PROJECTION_HALTED', 'the projection is halted on an event it could not apply', { retryAfterMs: 5_000 }));
   }
 
   private view(name: string): ViewState {
@@ -208,7 +195,7 @@ export class ProjectorHost {
     if (state.halted) return Promise.reject(makeError('SHARDLOG_PROJECTION_HALTED', `projection "${name}" is halted on an event it could not apply`, { retryAfterMs: 5_000 }));
     return new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
-        state.waiters.delete(waiter);
+        state.waiters.remove(waiter);
         const checkpoint = state.checkpoints.get(partition) ?? 0;
         const behindBy = Math.max(seq, this.options.head(partition)) - checkpoint;
         reject(
@@ -221,7 +208,7 @@ export class ProjectorHost {
           }),
         );
       }, timeoutMs);
-      const waiter: Waiter = {
+      const waiter: PositionWaiter = {
         partition,
         seq,
         resolve: () => {
@@ -290,8 +277,7 @@ export class ProjectorHost {
     clearTimeout(timer);
     for (const state of this.views.values()) {
       state.reader.close();
-      for (const waiter of state.waiters) waiter.reject(makeError('SHARDLOG_CLOSED', 'the runtime is closing'));
-      state.waiters.clear();
+      state.waiters.rejectAll(makeError('SHARDLOG_CLOSED', 'the runtime is closing'));
     }
   }
 }

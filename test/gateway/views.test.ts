@@ -40,6 +40,12 @@ describe('GET /views', () => {
     expect(read.status).toBe(200);
     expect(read.body).toEqual({ owner: 'vera', balance: 12, deposits: 1, withdrawals: 0, closed: false });
 
+    const metrics = (await http(`${url}/metrics`)).body as string;
+    expect(metrics).toMatch(/shardlog_projection_lag_events\{projection="account-balances"\} 0/);
+    expect(metrics).toMatch(/shardlog_projection_events_applied_total\{projection="account-balances"\} [1-9]/);
+    expect(metrics).toMatch(/shardlog_projection_dead_letters\{projection="customer-stats"\} 0/);
+    expect((await http(`${url}/readyz`)).body).toMatchObject({ status: 'ready', bus: { kind: 'embedded' }, projections: [{ name: 'account-balances', state: 'live' }, { name: 'customer-stats' }] });
+
     const page = await http(`${url}/views/account-balances?owner=vera&limit=10&after=${position}`);
     expect(page.body).toEqual({ items: [{ key: 'v-1', doc: expect.objectContaining({ balance: 12 }) }], cursor: null });
 

@@ -114,4 +114,19 @@ describe('a failing projection handler', () => {
     await runtime.projections.waitFor('halting-totals', partition, seq, 10_000);
     expect(runtime.projections.get('halting-totals', 'main')).toEqual({ total: 5, entries: 1 });
   });
+
+  it('a projector thread that dies is restarted and resumes from its checkpoints, counting nothing twice', async () => {
+    const temp = poisonUntilFixed();
+    cleanup.push(temp.undo);
+    const runtime = await createRuntime({ app: ledgerApp, dataDir: join(temp.dir, 'data'), partitions: 4, shards: 1, logger: silentLogger });
+    cleanup.push(() => runtime.close());
+    for (const amount of [1, 2, 666, 3]) await runtime.dispatch({ aggregate: 'ledger', id: `l-${amount}`, command: 'enter', input: { amount } });
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    expect((runtime.projections.get('crashing-totals', 'main') as { entries?: number } | undefined)?.entries ?? 0).toBeLessThan(4);
+    writeFileSync(temp.fixFile, '');
+    await waitFor(() => (runtime.projections.get('crashing-totals', 'main') as { entries?: number } | undefined)?.entries === 4, { timeoutMs: 20_000 });
+    expect(runtime.projections.get('crashing-totals', 'main')).toEqual({ total: 672, entries: 4 });
+    await caughtUp(runtime, 'skipping-totals');
+    expect(runtime.projections.get('skipping-totals', 'main')).toEqual({ total: 672, entries: 4 });
+  });
 });

@@ -97,7 +97,7 @@ export class Metrics {
       registers,
       collect() {
         this.reset();
-        for (const lag of busLag()) this.set({ partition: String(lag.partition) }, lag.head - lag.published);
+        for (const lag of busLag()) this.set({ partition: String(lag.partition) }, Math.max(0, lag.head - lag.published));
       },
     });
   }

@@ -20,7 +20,12 @@ export function operationRoutes(app: FastifyInstance, context: GatewayContext): 
     const bus =
       connected === undefined
         ? { kind: 'embedded' }
-        : { kind: 'jetstream', connected, lagEvents: context.runtime.busLag().reduce((sum, { head, published }) => sum + head - published, 0) };
+        : {
+            kind: 'jetstream',
+            connected,
+            lagEvents: context.runtime.busLag().reduce((sum, { head, published }) => sum + Math.max(0, head - published), 0),
+            divergedPartitions: context.runtime.busDiverged(),
+          };
     return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'unavailable', shards, projections, bus });
   });
 

@@ -36,6 +36,8 @@ interface PartitionState {
   subjectSeq: number;
   /** Whether `published` and `subjectSeq` were read from the stream since the last (re)connect. */
   synced: boolean;
+  /** The stream holds more of this partition than the log: another data dir published here. */
+  diverged: boolean;
   pumping: boolean;
 }
 
@@ -119,10 +121,15 @@ export class JetStreamRelay {
     return [...this.partitions].filter(([, state]) => state.head > 0).map(([partition, { head, published }]) => ({ partition, head, published }));
   }
 
+  /** Partitions the relay refuses to publish because the stream holds more of them than the log. */
+  diverged(): number[] {
+    return [...this.partitions].filter(([, state]) => state.diverged).map(([partition]) => partition);
+  }
+
   private state(partition: number): PartitionState {
     let state = this.partitions.get(partition);
     if (state === undefined) {
-      state = { head: 0, published: 0, subjectSeq: 0, synced: false, pumping: false };
+      state = { head: 0, published: 0, subjectSeq: 0, synced: false, diverged: false, pumping: false };
       this.partitions.set(partition, state);
     }
     return state;
@@ -170,7 +177,7 @@ export class JetStreamRelay {
   }
 
   private pumpAll(): void {
-    for (const [partition, state] of this.partitions) if (state.head > state.published || !state.synced) this.pump(partition);
+    for (const [partition, state] of this.partitions) if ((state.head > state.published || !state.synced) && !state.diverged) this.pump(partition);
   }
 
   /** Publishes what the partition's subject lacks: `committed` directly when it follows on, else read from the log. */
@@ -178,6 +185,7 @@ export class JetStreamRelay {
     const state = this.state(partition);
     if (state.pumping || this.stopped || !this.isConnected) return;
     state.pumping = true;
+    if (state.diverged) return;
     const follows = committed !== undefined && state.synced && committed[0]!.seq === state.published + 1;
     void (follows ? this.publishEvents(partition, state, committed) : this.publishTail(partition, state)).finally(() => {
       state.pumping = false;
@@ -197,12 +205,23 @@ export class JetStreamRelay {
       state.subjectSeq = last.seq;
     }
     state.synced = true;
+    if (state.published > state.head || state.diverged) {
+      // Publishing would put this log's events after seqs that are not its own: consumers
+      // would skip or misapply them. Refuse, loudly, for as long as this node runs.
+      if (!state.diverged) {
+        this.options.logger.error(
+          { partition, streamHas: state.published, logHas: state.head, stream: this.stream },
+          'the event stream holds more of this partition than this data dir ever wrote (another data dir published to this stream?); not publishing it',
+        );
+      }
+      state.diverged = true;
+    }
   }
 
   private async publishTail(partition: number, state: PartitionState): Promise<void> {
     try {
       if (!state.synced) await this.sync(partition, state);
-      while (state.published < state.head && !this.stopped) {
+      while (state.published < state.head && !state.diverged && !this.stopped) {
         const events = await this.options.source.busEvents(partition, state.published, this.options.pageSize ?? 1_000);
         if (events.length === 0) return;
         await this.publishRuns(partition, state, events);

@@ -179,6 +179,11 @@ export class Runtime<A extends App = App> {
     return this.relay?.lag() ?? [];
   }
 
+  /** Partitions the relay will not publish: the stream holds more of them than this data dir wrote. */
+  busDiverged(): number[] {
+    return this.relay?.diverged() ?? [];
+  }
+
   /** Whether the relay is connected to NATS (undefined without NATS). */
   get busConnected(): boolean | undefined {
     return this.relay?.connected;

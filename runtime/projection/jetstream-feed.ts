@@ -17,6 +17,8 @@ export class JetStreamFeed {
   private stopped = false;
   private paused = false;
   private restarting: Promise<void> | undefined;
+  /** Gaps met in a row: each restart after one waits longer, so a gap that stays does not spin. */
+  private gaps = 0;
 
   constructor(
     private readonly projector: () => Projector,
@@ -76,9 +78,14 @@ export class JetStreamFeed {
     const gap = outcomes.indexOf('gap');
     if (gap >= 0) {
       const { batch, streamSeq } = round[gap]!;
-      this.options.logger.warn({ partition: batch.partition, firstSeq: batch.firstSeq, checkpoint: projector.checkpoint(batch.partition), streamSeq }, 'gap in the event stream; consuming again from its start');
+      this.gaps += 1;
+      const delayMs = Math.min(30_000, 500 * 2 ** Math.min(this.gaps - 1, 6));
+      this.options.logger.error(
+        { partition: batch.partition, firstSeq: batch.firstSeq, checkpoint: projector.checkpoint(batch.partition), streamSeq, retryInMs: delayMs },
+        'gap in the event stream: not applied; consuming again from its start',
+      );
       this.paused = true;
-      this.restart(1);
+      setTimeout(() => this.restart(1), delayMs).unref();
       return false;
     }
     if (outcomes.includes('halted')) {
@@ -88,6 +95,7 @@ export class JetStreamFeed {
       return false;
     }
     if (!outcomes.includes('applied')) projector.recordStreamPosition(lastSeq);
+    else this.gaps = 0;
     this.options.onProgress();
     return true;
   }

@@ -135,6 +135,29 @@ describe('the JetStream relay', () => {
   });
 });
 
+describe('a relay on another data dir than the stream was written from', () => {
+  it('refuses to publish partitions the stream holds more of, and says so', async () => {
+    const server = await nats();
+    const first = await bank({ nats: server.url });
+    for (let index = 0; index < 20; index++) await first.runtime.dispatch({ aggregate: 'account', id: `d-${index}`, command: 'open', input: { owner: 'first' } });
+    await first.runtime.dispatch({ aggregate: 'account', id: 'd-0', command: 'deposit', input: { amount: 1 } });
+    await relayCaughtUp(first.runtime);
+    await first.runtime.close();
+    const before = await readStream(server.url);
+
+    const errors: string[] = [];
+    const temp = makeTempDir();
+    cleanup.push(temp.remove);
+    const second = await createRuntime({ app, dataDir: temp.dir, partitions: 16, shards: 2, nats: { servers: server.url }, logger: { warn: () => undefined, error: (_details, message) => errors.push(message) } });
+    cleanup.push(() => second.close());
+    await second.dispatch({ aggregate: 'account', id: 'd-0', command: 'open', input: { owner: 'second' } });
+    await waitFor(() => second.busDiverged().length > 0, { timeoutMs: 10_000 });
+    expect(errors.some((message) => message.includes('not publishing it'))).toBe(true);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect((await readStream(server.url)).length).toBe(before.length);
+  });
+});
+
 describe('projections over JetStream', () => {
   it('equal the fold of the log after random workloads, and rebuild into the same documents', async () => {
     const server = await nats();

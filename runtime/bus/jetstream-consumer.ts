@@ -1,4 +1,4 @@
-import { DeliverPolicy, jetstream, jetstreamManager, type ConsumerMessages } from '@nats-io/jetstream';
+import { DeliverPolicy, jetstream, jetstreamManager, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import type { PartitionBatch } from './bus-event.ts';
 import { decodeBatch } from './event-message.ts';
@@ -38,12 +38,12 @@ export async function consumePartitionBatches(options: ConsumeOptions): Promise<
     throw error;
   }
   const js = jetstream(nc);
-  let next = Math.max(1, options.startStreamSeq);
+  let nextSeq = Math.max(1, options.startStreamSeq);
   let closed = false;
   let messages: ConsumerMessages | undefined;
 
   const open = async (): Promise<ConsumerMessages> => {
-    const consumer = await js.consumers.get(stream, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: next });
+    const consumer = await js.consumers.get(stream, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: nextSeq });
     // Short pulls: a consumer lost with a restarted server is noticed in seconds, not the default 30 s.
     return consumer.consume({ max_messages: 512, expires: 5_000 });
   };
@@ -56,29 +56,55 @@ export async function consumePartitionBatches(options: ConsumeOptions): Promise<
     for await (const status of nc.status()) if (status.type === 'reconnect') void messages?.close();
   })();
 
+  const hand = async (handing: StreamMessage[]): Promise<void> => {
+    if (handing.length === 0) return;
+    try {
+      await options.onMessages(handing);
+    } catch (error) {
+      options.logger.error({ err: error, streamSeq: handing.at(-1)!.streamSeq }, 'applying messages failed');
+    }
+  };
+
   const done = (async () => {
     while (!closed) {
       try {
         messages ??= await open();
+        const iterator = messages[Symbol.asyncIterator]();
         let arrived: StreamMessage[] = [];
-        for await (const message of messages) {
-          if (closed) break;
-          next = message.seq + 1;
+        const pull = (): Promise<IteratorResult<JsMsg>> => {
+          const pending = iterator.next();
+          // Awaited later, maybe after a hand-over: mark it handled so a failure then is not "unhandled".
+          pending.catch(() => undefined);
+          return pending;
+        };
+        let next = pull();
+        for (;;) {
+          // Hand over what has arrived once the next message is not already buffered. (The
+          // iterator's getPending() is not usable for this: status callbacks it queues keep
+          // it above zero with nothing buffered, and a batch would wait for ever.)
+          const ready = arrived.length === 0 ? await next : await Promise.race([next, new Promise<undefined>((resolve) => setImmediate(resolve, undefined))]);
+          if (ready === undefined) {
+            const handing = arrived;
+            arrived = [];
+            await hand(handing);
+            continue;
+          }
+          if (ready.done === true || closed) break;
+          const message = ready.value;
+          nextSeq = message.seq + 1;
           try {
             arrived.push({ batch: decodeBatch(message.data), streamSeq: message.seq });
           } catch (error) {
             options.logger.error({ err: error, streamSeq: message.seq, subject: message.subject }, 'skipping a message that is not a Shardlog batch');
           }
-          if (messages.getPending() > 0 && arrived.length < 512) continue;
-          const handing = arrived;
-          arrived = [];
-          if (handing.length === 0) continue;
-          try {
-            await options.onMessages(handing);
-          } catch (error) {
-            options.logger.error({ err: error, streamSeq: message.seq }, 'applying messages failed');
+          next = pull();
+          if (arrived.length >= 512) {
+            const handing = arrived;
+            arrived = [];
+            await hand(handing);
           }
         }
+        if (arrived.length > 0 && !closed) await hand(arrived);
       } catch (error) {
         if (!closed) options.logger.warn({ err: error }, 'the JetStream consumer stopped; opening it again');
         await new Promise((resolve) => setTimeout(resolve, 250));

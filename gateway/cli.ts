@@ -9,7 +9,7 @@ import closeWithGrace from 'close-with-grace';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { loadApp, readStreamEvents, reshardDataDir, ShardlogError, type DeadLetter, type ProjectionStatus } from '../runtime/index.ts';
+import { clusterReport, loadApp, readStreamEvents, reshardDataDir, ShardlogError, type DeadLetter, type ProjectionStatus } from '../runtime/index.ts';
 import { adminCall } from './admin-client.ts';
 import { loadTokensFile, parseTokens, type TokenEntry } from './auth.ts';
 import { startNode } from './node.ts';
@@ -75,7 +75,7 @@ program
   .addOption(new Option('--durability <mode>', 'fsync: every commit fsynced; relaxed: fsync at checkpoints').env('SHARDLOG_DURABILITY').choices(['fsync', 'relaxed']).default('fsync'))
   .addOption(new Option('--nats <url>', 'NATS server for the JetStream bus and clustering').env('SHARDLOG_NATS'))
   .addOption(new Option('--nats-prefix <prefix>', 'subject prefix on NATS: <prefix>.events.<partition> in stream <PREFIX>_EVENTS').env('SHARDLOG_NATS_PREFIX').argParser(natsPrefix).default('shardlog'))
-  .addOption(new Option('--node-id <id>', 'this node’s name in a cluster (default: the host name)').env('SHARDLOG_NODE_ID'))
+  .addOption(new Option('--node-id <id>', 'this node’s name; with --nats it joins the cluster of that NATS (default: the host name, no cluster)').env('SHARDLOG_NODE_ID'))
   .addOption(new Option('--app <module>', 'module whose default export is the app (default: the example app)').env('SHARDLOG_APP'))
   .addOption(new Option('--tokens <file>', 'JSON file of bearer tokens and scopes; SHARDLOG_TOKENS may hold the same JSON').env('SHARDLOG_TOKENS_FILE'))
   .addOption(new Option('--insecure', 'allow binding beyond loopback with auth off (or SHARDLOG_INSECURE=1)').default(false))
@@ -101,13 +101,15 @@ program
         logLevel: options.logLevel,
         viewWaitMs: options.viewWaitMs,
         nats: nats === undefined || nats === '' ? undefined : { servers: nats, prefix: options.natsPrefix },
+        // A node id given with NATS joins the cluster; NATS alone is a single node on the JetStream bus.
+        cluster: options.nodeId !== undefined && nats !== undefined && nats !== '',
       });
       // First SIGTERM/SIGINT: stop accepting, finish in-flight commands, close the logs.
       // A second one, or 30 s without finishing, exits at once.
       closeWithGrace({ delay: 30_000 }, async ({ signal, err }) => {
         if (err !== undefined) node.logger.error({ err }, 'closing after an error');
         else node.logger.info({ signal }, 'closing gracefully');
-        await node.close();
+        await node.leave();
       });
     } catch (error) {
       fail(error instanceof Error ? error.message : String(error));
@@ -254,5 +256,36 @@ for (const action of ['retry', 'skip'] as const) {
       process.stdout.write(`${action === 'retry' ? 'applied' : 'skipped'} dead letter ${id} of ${projection}\n`);
     });
 }
+
+const cluster = program.command('cluster').description('the nodes sharing partitions over NATS');
+cluster
+  .command('status')
+  .description('nodes, leader, partitions with their owners and epochs, and each node’s unpublished events')
+  .addOption(new Option('--nats <url>', 'the cluster’s NATS server').env('SHARDLOG_NATS'))
+  .addOption(new Option('--nats-prefix <prefix>', 'the cluster’s subject prefix').env('SHARDLOG_NATS_PREFIX').argParser(natsPrefix).default('shardlog'))
+  .option('--json', 'print JSON')
+  .action(async (options: { nats?: string; natsPrefix: string; json?: boolean }) => {
+    const servers = options.nats ?? process.env.NATS_URL;
+    if (servers === undefined || servers === '') fail('cluster status needs --nats <url> (or NATS_URL)', 2);
+    let report;
+    try {
+      report = await clusterReport({ servers, prefix: options.natsPrefix });
+    } catch (error) {
+      fail(`cannot read the cluster from ${servers}: ${error instanceof Error ? error.message : String(error)}`);
+    }
+    if (report === undefined) fail(`no cluster with prefix "${options.natsPrefix}" on ${servers} (start a node with --nats and --node-id to create one)`);
+    if (options.json === true) {
+      process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+      return;
+    }
+    process.stdout.write(`partitions: ${report.partitions}   leader: ${report.leader ?? '(none)'}\n\nnode\tlast heartbeat\tstate\towned\tunpublished events\n`);
+    for (const node of report.nodes) {
+      process.stdout.write(`${node.nodeId}\t${node.lastHeartbeatMsAgo} ms ago\t${node.draining ? 'leaving' : 'serving'}\t${node.owned}\t${node.lagEvents}\n`);
+    }
+    process.stdout.write('\npartition\towner\tepoch\tmoving to\n');
+    for (const row of report.assignments) process.stdout.write(`${row.partition}\t${row.owner}\t${row.epoch}\t${row.target ?? ''}\n`);
+    const unassigned = report.partitions - report.assignments.length;
+    if (unassigned > 0) process.stdout.write(`(${unassigned} partitions not assigned yet)\n`);
+  });
 
 await program.parseAsync(process.argv);

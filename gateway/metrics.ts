@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { ClusterStatus } from '../runtime/cluster/cluster-node.ts';
 import type { BatchReport, ProjectionStatus, ShardStats } from '../runtime/index.ts';
 
 /** The node's Prometheus metrics. Created before the runtime, since it feeds on its batch reports. */
@@ -98,6 +99,46 @@ export class Metrics {
       collect() {
         this.reset();
         for (const lag of busLag()) this.set({ partition: String(lag.partition) }, Math.max(0, lag.head - lag.published));
+      },
+    });
+  }
+
+  /** Cluster counters (forwarded commands, handoffs, fencing) and partitions owned, read at each scrape. */
+  watchCluster(status: () => ClusterStatus | undefined): void {
+    const registers = [this.registry];
+    const counter = (name: string, help: string, value: (counters: ClusterStatus['counters']) => number) =>
+      new Counter({
+        name,
+        help,
+        registers,
+        collect() {
+          const current = status();
+          if (current === undefined) return;
+          this.reset();
+          this.inc(value(current.counters));
+        },
+      });
+    counter('shardlog_cluster_forwarded_commands_total', 'Commands this node forwarded to the owner of their partition.', (counters) => counters.forwarded);
+    counter('shardlog_cluster_forward_failures_total', 'Forwarded commands whose outcome is unknown (the owner did not answer).', (counters) => counters.forwardedFailed);
+    counter('shardlog_cluster_handoffs_in_total', 'Partitions this node took over (caught up from JetStream, then served).', (counters) => counters.handoffsIn);
+    counter('shardlog_cluster_handoffs_out_total', 'Partitions this node handed off gracefully.', (counters) => counters.handoffsOut);
+    counter('shardlog_cluster_fenced_total', 'Partitions this node stopped serving because another node wrote to them.', (counters) => counters.fenced);
+    new Gauge({
+      name: 'shardlog_cluster_owned_partitions',
+      help: 'Partitions this node serves now.',
+      registers,
+      collect() {
+        const current = status();
+        if (current !== undefined) this.set(current.owned);
+      },
+    });
+    new Gauge({
+      name: 'shardlog_cluster_last_handoff_seconds',
+      help: 'How long the last partition this node took over took to catch up.',
+      registers,
+      collect() {
+        const current = status();
+        if (current !== undefined) this.set(current.counters.lastHandoffMs / 1_000);
       },
     });
   }

@@ -22,6 +22,8 @@ export interface NodeConfig {
   logLevel: string;
   /** NATS server(s) for the JetStream event bus; embedded bus when absent. */
   nats?: { servers: string; prefix: string } | undefined;
+  /** Join the cluster on `nats` under `nodeId` (the CLI does when --node-id is given with --nats). */
+  cluster?: boolean | undefined;
   /** `GET /events` tuning (heartbeat, slow-client buffer). */
   eventStream?: EventStreamOptions | undefined;
   /** How long a view read with `?after=` waits for its projection (default 2,000 ms). */
@@ -36,6 +38,8 @@ export interface RunningNode {
   logger: Logger;
   /** Stops accepting, lets in-flight commands finish, closes the logs. */
   close(): Promise<void>;
+  /** In a cluster: hands this node's partitions to the others first (commands keep flowing), then closes. */
+  leave(): Promise<void>;
 }
 
 /**
@@ -61,9 +65,11 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     logger,
     onBatch: metrics.onBatch,
     nats: config.nats,
+    ...(config.cluster === true ? { cluster: { nodeId: config.nodeId } } : {}),
     ...config.tuning,
   } as RuntimeOptions);
   metrics.watchRelay(() => runtime.busLag());
+  metrics.watchCluster(() => runtime.cluster?.status());
   const gateway = buildGateway({ runtime, metrics, tokens: config.tokens, bodyLimit: config.bodyLimit, logger, viewWaitMs: config.viewWaitMs, eventStream: config.eventStream });
   try {
     await gateway.listen({ port: config.port, host: config.host });
@@ -76,15 +82,23 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     'shardlog node serving',
   );
   let closing: Promise<void> | undefined;
+  const close = (): Promise<void> =>
+    (closing ??= (async () => {
+      await gateway.close();
+      await runtime.close();
+      logger.info('shardlog node stopped');
+    })());
   return {
     gateway,
     runtime,
     logger,
-    close: () =>
-      (closing ??= (async () => {
-        await gateway.close();
-        await runtime.close();
-        logger.info('shardlog node stopped');
-      })()),
+    close,
+    leave: async () => {
+      if (runtime.cluster !== undefined && closing === undefined) {
+        logger.info('leaving the cluster: handing partitions off');
+        await runtime.leaveCluster(20_000);
+      }
+      await close();
+    },
   };
 }

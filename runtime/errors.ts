@@ -38,7 +38,22 @@ export const errorCodes = {
   SHARDLOG_OUTCOME_UNKNOWN: {
     status: 503,
     retryable: true,
-    doc: 'The shard died while the command was in flight; it may or may not be committed: retry with the same command id.',
+    doc: 'The shard died (or, in a cluster, the owner did not answer or JetStream did not confirm in time) while the command was in flight; it may or may not be committed: retry with the same command id.',
+  },
+  SHARDLOG_PARTITION_FENCED: {
+    status: 503,
+    retryable: true,
+    doc: 'Cluster: the partition moved to another node before JetStream confirmed this command, so it is not acknowledged; retry with the same command id (it goes to the new owner).',
+  },
+  SHARDLOG_PARTITION_MOVING: {
+    status: 503,
+    retryable: true,
+    doc: 'Cluster: the partition is being handed between nodes (or has no live owner yet) and the bounded wait ran out; retry after Retry-After.',
+  },
+  SHARDLOG_CLUSTER_MISMATCH: {
+    status: 500,
+    retryable: false,
+    doc: "Cluster: this node's partition count differs from the one recorded when the cluster was created; every node must use the same P.",
   },
   SHARDLOG_SHARD_UNAVAILABLE: { status: 503, retryable: true, doc: 'The shard owning this partition keeps crashing and is not being restarted.' },
   SHARDLOG_OVERLOADED: { status: 503, retryable: true, doc: "The shard's queue is full; retry after a short delay." },

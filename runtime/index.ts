@@ -7,6 +7,7 @@ export { given } from './define/testing.ts';
 export { createRuntime, Runtime } from './host/runtime.ts';
 export { readStreamEvents } from './host/log-reader.ts';
 export { reshardDataDir } from './host/reshard.ts';
+export { clusterReport } from './cluster/cluster-report.ts';
 export { loadApp } from './define/app.ts';
 export { errorCodes, makeError, RejectedError, RetryableError, ShardlogError } from './errors.ts';
 export { fnv1a32, partitionOf } from './partitioning.ts';
@@ -19,4 +20,7 @@ export type { BatchReport, RestartPolicy, RuntimeLogger, ShardStats } from './ho
 export type { CommandResult, Durability, StoredEvent } from './protocol.ts';
 export type { DeadLetter, ProjectionStatus, RebuildStatus } from './projection/messages.ts';
 export type { ProjectorHost } from './host/projector-host.ts';
+export type { ClusterReport } from './cluster/cluster-report.ts';
+export type { ClusterStatus } from './cluster/cluster-node.ts';
+export type { ClusterConfig } from './host/runtime.ts';
 export type { ErrorCode, SerializedError } from './errors.ts';

@@ -53,6 +53,10 @@ export type ShardRequest =
   /** The relay's progress: [partition, published seq, …]. */
   | { type: 'record-published'; marks: number[] }
   | { type: 'published' }
+  /** Cluster handoff: drop the partition's events after `after` (never confirmed by the stream). */
+  | { type: 'truncate-partition'; partition: number; after: number }
+  /** Cluster handoff: append events copied from the stream, in seq order, right after the log's last. */
+  | { type: 'append-replica'; partition: number; events: BusEvent[] }
   | { type: 'close' };
 
 export type ShardResponse =

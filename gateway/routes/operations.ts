@@ -26,7 +26,8 @@ export function operationRoutes(app: FastifyInstance, context: GatewayContext): 
             lagEvents: context.runtime.busLag().reduce((sum, { head, published }) => sum + Math.max(0, head - published), 0),
             divergedPartitions: context.runtime.busDiverged(),
           };
-    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'unavailable', shards, projections, bus });
+    const cluster = context.runtime.cluster?.status();
+    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'unavailable', shards, projections, bus, ...(cluster === undefined ? {} : { cluster }) });
   });
 
   app.get('/metrics', async (request, reply) => {

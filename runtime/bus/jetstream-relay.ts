@@ -1,5 +1,7 @@
 import { jetstream, jetstreamManager, JetStreamApiError, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { makeError, type ShardlogError } from '../errors.ts';
+import { PositionWaiters } from '../host/position-waiters.ts';
 import type { BusEvent } from './bus-event.ts';
 import { decodeBatch, msgIdOf, splitUnderPayload, streamNameOf, subjectOf } from './event-message.ts';
 
@@ -27,6 +29,12 @@ export interface RelayOptions {
   pageSize?: number;
   /** Overrides the server's max payload (tests). */
   maxPayload?: number;
+  /**
+   * Cluster mode: publish only the partitions this node owns, and treat a stream that holds
+   * another writer's events for a partition as losing it: `onFenced` is called and the
+   * partition is not published again until `adopt`.
+   */
+  cluster?: { owns: (partition: number) => boolean; onFenced: (partition: number) => void };
 }
 
 interface PartitionState {
@@ -38,6 +46,8 @@ interface PartitionState {
   synced: boolean;
   /** The stream holds more of this partition than the log: another data dir published here. */
   diverged: boolean;
+  /** Cluster mode: another node wrote this partition's subject; nothing more is published until `adopt`. */
+  fenced: boolean;
   pumping: boolean;
 }
 
@@ -53,6 +63,13 @@ function byPartition(events: readonly BusEvent[]): Map<number, BusEvent[]> {
     else run.push(event);
   }
   return runs;
+}
+
+function fencedError(partition: number): ShardlogError {
+  return makeError('SHARDLOG_PARTITION_FENCED', `partition ${partition} moved to another node before JetStream confirmed this command: nothing of it is acknowledged, retry it with the same command id`, {
+    partition,
+    retryAfterMs: 200,
+  });
 }
 
 /** Creates the event stream if it does not exist: every partition's subject, file storage, no limits. */
@@ -83,6 +100,7 @@ export class JetStreamRelay {
   private maxPayload = 1024 * 1024;
   private readonly partitions = new Map<number, PartitionState>();
   private readonly toRecord = new Map<number, number>();
+  private readonly publishWaiters = new PositionWaiters();
   private recordTimer: NodeJS.Timeout | undefined;
   private readonly backstop: NodeJS.Timeout;
   private readonly unsubscribe: () => void;
@@ -126,10 +144,75 @@ export class JetStreamRelay {
     return [...this.partitions].filter(([, state]) => state.diverged).map(([partition]) => partition);
   }
 
+  /**
+   * Resolves once the stream holds the partition up to `seq` (cluster mode acknowledges a
+   * command only then). Rejects if the partition is fenced, or after `timeoutMs`.
+   */
+  waitPublished(partition: number, seq: number, timeoutMs: number): Promise<void> {
+    const state = this.state(partition);
+    if (state.published >= seq && state.synced) return Promise.resolve();
+    if (state.fenced) return Promise.reject(fencedError(partition));
+    return new Promise((resolve, reject) => {
+      const waiter = {
+        partition,
+        seq,
+        resolve: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+        reject: (error: Error) => {
+          clearTimeout(timer);
+          reject(error);
+        },
+      };
+      const timer = setTimeout(() => {
+        this.publishWaiters.remove(waiter);
+        reject(
+          makeError('SHARDLOG_OUTCOME_UNKNOWN', `committed on this node, but JetStream did not confirm partition ${partition} up to seq ${seq} within ${timeoutMs} ms: retry with the same command id`, {
+            partition,
+            retryAfterMs: 1_000,
+          }),
+        );
+      }, timeoutMs);
+      this.publishWaiters.add(waiter);
+    });
+  }
+
+  /** The last seq the stream is known to hold of a partition (as of the last sync or publish). */
+  publishedSeq(partition: number): number {
+    return this.partitions.get(partition)?.published ?? 0;
+  }
+
+  /** Cluster handoff: this node's log now ends at `head` for the partition; read the stream's tail again and publish from there. */
+  adopt(partition: number, head: number): void {
+    const state = this.state(partition);
+    state.head = head;
+    state.synced = false;
+    state.fenced = false;
+    state.diverged = false;
+    this.pump(partition);
+  }
+
+  /** Cluster handoff: the partition is no longer this node's; waits for a publish in progress to end. */
+  async release(partition: number): Promise<void> {
+    const state = this.state(partition);
+    while (state.pumping && !this.stopped) await new Promise((resolve) => setTimeout(resolve, 5));
+    state.synced = false;
+    this.publishWaiters.rejectPartition(partition, fencedError(partition));
+  }
+
+  private fence(partition: number, state: PartitionState, details: object): void {
+    if (state.fenced) return;
+    state.fenced = true;
+    this.options.logger.error({ partition, ...details }, 'another node wrote this partition to the stream: this node stops serving it (fenced)');
+    this.publishWaiters.rejectPartition(partition, fencedError(partition));
+    this.options.cluster?.onFenced(partition);
+  }
+
   private state(partition: number): PartitionState {
     let state = this.partitions.get(partition);
     if (state === undefined) {
-      state = { head: 0, published: 0, subjectSeq: 0, synced: false, diverged: false, pumping: false };
+      state = { head: 0, published: 0, subjectSeq: 0, synced: false, diverged: false, fenced: false, pumping: false };
       this.partitions.set(partition, state);
     }
     return state;
@@ -180,16 +263,20 @@ export class JetStreamRelay {
     for (const [partition, state] of this.partitions) if ((state.head > state.published || !state.synced) && !state.diverged) this.pump(partition);
   }
 
+  private mayPublish(partition: number, state: PartitionState): boolean {
+    if (state.diverged || state.fenced) return false;
+    return this.options.cluster === undefined || this.options.cluster.owns(partition);
+  }
+
   /** Publishes what the partition's subject lacks: `committed` directly when it follows on, else read from the log. */
   private pump(partition: number, committed?: BusEvent[]): void {
     const state = this.state(partition);
-    if (state.pumping || this.stopped || !this.isConnected) return;
+    if (state.pumping || this.stopped || !this.isConnected || !this.mayPublish(partition, state)) return;
     state.pumping = true;
-    if (state.diverged) return;
     const follows = committed !== undefined && state.synced && committed[0]!.seq === state.published + 1;
     void (follows ? this.publishEvents(partition, state, committed) : this.publishTail(partition, state)).finally(() => {
       state.pumping = false;
-      if (state.head > state.published && this.isConnected && !this.stopped) setImmediate(() => this.pump(partition));
+      if ((state.head > state.published || !state.synced) && this.isConnected && !this.stopped) setImmediate(() => this.pump(partition));
     });
   }
 
@@ -205,6 +292,12 @@ export class JetStreamRelay {
       state.subjectSeq = last.seq;
     }
     state.synced = true;
+    if (this.options.cluster !== undefined) {
+      if (state.published > state.head || !(await this.tailIsOurs(partition, last === null ? undefined : decodeBatch(last.data).events.at(-1)))) {
+        this.fence(partition, state, { streamHas: state.published, logHas: state.head });
+      }
+      return;
+    }
     if (state.published > state.head || state.diverged) {
       // Publishing would put this log's events after seqs that are not its own: consumers
       // would skip or misapply them. Refuse, loudly, for as long as this node runs.
@@ -218,10 +311,25 @@ export class JetStreamRelay {
     }
   }
 
+  /** Whether the stream's last event of the partition is the one this node's log holds at that seq. */
+  private async tailIsOurs(partition: number, last: BusEvent | undefined): Promise<boolean> {
+    if (last === undefined) return true;
+    const [local] = await this.options.source.busEvents(partition, last.seq - 1, 1);
+    return (
+      local !== undefined &&
+      local.aggregate === last.aggregate &&
+      local.id === last.id &&
+      local.version === last.version &&
+      local.recordedAt === last.recordedAt &&
+      local.metadata.commandId === last.metadata.commandId
+    );
+  }
+
   private async publishTail(partition: number, state: PartitionState): Promise<void> {
     try {
       if (!state.synced) await this.sync(partition, state);
-      while (state.published < state.head && !state.diverged && !this.stopped) {
+      this.publishWaiters.reached(partition, state.published);
+      while (state.published < state.head && this.mayPublish(partition, state) && !this.stopped) {
         const events = await this.options.source.busEvents(partition, state.published, this.options.pageSize ?? 1_000);
         if (events.length === 0) return;
         await this.publishRuns(partition, state, events);
@@ -247,6 +355,7 @@ export class JetStreamRelay {
       });
       state.subjectSeq = ack.seq;
       state.published = run.batch.events.at(-1)!.seq;
+      this.publishWaiters.reached(partition, state.published);
       this.record(partition, state.published);
     }
   }
@@ -284,6 +393,7 @@ export class JetStreamRelay {
     const deadline = Date.now() + 2_000;
     while ([...this.partitions.values()].some((state) => state.pumping) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
     clearTimeout(this.recordTimer);
+    this.publishWaiters.rejectAll(makeError('SHARDLOG_OUTCOME_UNKNOWN', 'the node stopped before JetStream confirmed this command: retry it with the same command id'));
     await this.flushRecord();
     const nc = this.nc;
     if (nc !== undefined) await Promise.race([nc.drain().catch(() => nc.close()), new Promise((resolve) => setTimeout(resolve, 2_000))]);

@@ -44,6 +44,12 @@ export class PositionWaiters {
     for (const waiter of list.splice(0, count)) waiter.resolve();
   }
 
+  rejectPartition(partition: number, error: Error): void {
+    const list = this.byPartition.get(partition) ?? [];
+    this.byPartition.delete(partition);
+    for (const waiter of list) waiter.reject(error);
+  }
+
   rejectAll(error: Error): void {
     const all = [...this.byPartition.values()].flat();
     this.byPartition.clear();

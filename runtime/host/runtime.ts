@@ -9,7 +9,9 @@ import type { BusEvent } from '../bus/bus-event.ts';
 import { newCommandId } from '../command-id.ts';
 import { deserializeError, makeError, type ShardlogError } from '../errors.ts';
 import { assertValidId, partitionOf, shardOf, streamName } from '../partitioning.ts';
-import type { CommandEnvelope, CommandResult, Durability, StoredEvent } from '../protocol.ts';
+import type { CommandEnvelope, CommandResult, Durability, ShardRequest, StoredEvent } from '../protocol.ts';
+import { ClusterNode, type ClusterHost } from '../cluster/cluster-node.ts';
+import type { ClusterTimings } from '../cluster/cluster-store.ts';
 import { openDataDir } from './data-dir.ts';
 import { Checkpointer } from './checkpointer.ts';
 import { DataDirLock } from './data-dir-lock.ts';
@@ -50,8 +52,24 @@ export interface RuntimeOptions<A extends App = App> {
    * projectors tail the shard logs in this process (the embedded bus).
    */
   nats?: { servers: string; prefix?: string } | undefined;
+  /**
+   * Join a cluster (needs `nats`): nodes share the partitions through NATS KV, each serving
+   * its own and forwarding the rest; a command is acknowledged once JetStream holds its events.
+   */
+  cluster?: ClusterConfig | undefined;
   /** Called after every batch a shard answers (metrics, tracing). Must not throw. */
   onBatch?: (batch: BatchReport) => void;
+}
+
+export interface ClusterConfig {
+  /** This node's name, unique in the cluster: letters, digits, `.`, `_`, `-`. */
+  nodeId: string;
+  /** How long a command waits for its partition during a handoff before 503 (default 5,000 ms). */
+  moveWaitMs?: number;
+  /** Heartbeat period and how long a silent node is considered alive (defaults 500 ms, 3,000 ms). */
+  timings?: Partial<ClusterTimings>;
+  /** How long a command waits for JetStream to confirm its events (default 10,000 ms). */
+  publishWaitMs?: number;
 }
 
 type AggregateNames<A extends App> = A['aggregates'][number]['name'];
@@ -78,6 +96,7 @@ export interface DispatchRequest<
 /** A validated command bound to its shard, from `Runtime.prepare`. */
 export interface PreparedCommand {
   readonly shard: number;
+  readonly partition: number;
   readonly envelope: CommandEnvelope;
 }
 
@@ -131,6 +150,7 @@ export class Runtime<A extends App = App> {
   private readonly lastSeqs = new Map<number, number>();
   private projectorHost: ProjectorHost | undefined;
   private relay: JetStreamRelay | undefined;
+  private clusterNode: ClusterNode | undefined;
   private closing: Promise<void> | undefined;
   private readonly pruneTimer: NodeJS.Timeout;
 
@@ -190,9 +210,34 @@ export class Runtime<A extends App = App> {
   }
 
   /** Starts the JetStream relay (with NATS) and the projector thread (when the app has projections); part of createRuntime. */
-  async startBus(dataDir: string, logger: RuntimeLogger, nats: { servers: string; prefix: string } | undefined): Promise<void> {
+  async startBus(dataDir: string, logger: RuntimeLogger, nats: { servers: string; prefix: string } | undefined, cluster?: ClusterConfig): Promise<void> {
     for (const [partition, seq] of await this.heads()) if (seq > (this.lastSeqs.get(partition) ?? 0)) this.lastSeqs.set(partition, seq);
-    if (nats !== undefined) this.relay = await JetStreamRelay.start({ servers: nats.servers, prefix: nats.prefix, source: this, logger });
+    if (nats !== undefined) {
+      this.relay = await JetStreamRelay.start({
+        servers: nats.servers,
+        prefix: nats.prefix,
+        source: this,
+        logger,
+        ...(cluster === undefined
+          ? {}
+          : { cluster: { owns: (partition: number) => this.clusterNode?.owns(partition) ?? false, onFenced: (partition: number) => this.clusterNode?.fenced(partition) } }),
+      });
+    }
+    if (nats !== undefined && cluster !== undefined) {
+      this.clusterNode = await ClusterNode.start({
+        nodeId: cluster.nodeId,
+        servers: nats.servers,
+        prefix: nats.prefix,
+        host: this.clusterHost(cluster.publishWaitMs ?? 10_000),
+        logger: {
+          info: (details, message) => (logger.info === undefined ? logger.warn(details as Record<string, unknown>, message) : logger.info(details as Record<string, unknown>, message)),
+          warn: (details, message) => logger.warn(details as Record<string, unknown>, message),
+          error: (details, message) => logger.error(details as Record<string, unknown>, message),
+        },
+        ...(cluster.timings === undefined ? {} : { timings: cluster.timings }),
+        ...(cluster.moveWaitMs === undefined ? {} : { moveWaitMs: cluster.moveWaitMs }),
+      });
+    }
     if (this.app.projections.length === 0) return;
     this.projectorHost = await ProjectorHost.start({
       app: this.app,
@@ -297,8 +342,10 @@ export class Runtime<A extends App = App> {
       throw makeError('SHARDLOG_INVALID_INPUT', 'expectedVersion must be a non-negative integer', { issues: [] });
     }
     if (request.commandId !== undefined) assertValidCommandId(request.commandId);
+    const partition = partitionOf(streamName(request.aggregate, request.id), this.partitions);
     return {
-      shard: this.shardFor(request.aggregate, request.id),
+      shard: shardOf(partition, this.hosts.length),
+      partition,
       envelope: {
         commandId: request.commandId ?? newCommandId(),
         ...(request.commandId === undefined ? { freshId: true as const } : {}),
@@ -319,7 +366,57 @@ export class Runtime<A extends App = App> {
   submit(prepared: PreparedCommand): Promise<DispatchResult> {
     if (this.closed) throw makeError('SHARDLOG_CLOSED', 'the runtime is closed');
     const { commandId } = prepared.envelope;
-    return this.hosts[prepared.shard]!.submit(prepared.envelope).then((result) => ({ commandId, ...result }));
+    const running = this.clusterNode === undefined ? this.hosts[prepared.shard]!.submit(prepared.envelope) : this.clusterNode.submit(prepared.partition, prepared.envelope);
+    return running.then((result) => ({ commandId, ...result }));
+  }
+
+  /** This node's part in the cluster (undefined when not clustered). */
+  get cluster(): ClusterNode | undefined {
+    return this.clusterNode;
+  }
+
+  /** Hands every owned partition to other nodes (bounded), then leaves the cluster; no-op when not clustered. */
+  async leaveCluster(timeoutMs?: number): Promise<void> {
+    await this.clusterNode?.leave(timeoutMs);
+  }
+
+  private clusterHost(publishWaitMs: number): ClusterHost {
+    return {
+      partitions: this.partitions,
+      runLocally: async (partition, envelope) => {
+        const result = await this.hosts[shardOf(partition, this.hosts.length)]!.submit(envelope);
+        const seq = result.position === null ? 0 : Number(result.position.slice(result.position.indexOf(':') + 1));
+        if (seq > 0) {
+          if (this.clusterNode?.owns(partition) !== true) {
+            throw makeError('SHARDLOG_PARTITION_FENCED', `partition ${partition} left this node while the command committed: it is not acknowledged, retry it with the same command id`, {
+              partition,
+              retryAfterMs: 200,
+            });
+          }
+          await this.relay!.waitPublished(partition, seq, publishWaitMs);
+        }
+        return result;
+      },
+      publishedRecord: async (partition) => (await this.publishedSeqs()).get(partition) ?? 0,
+      truncatePartition: (partition, after) => this.headChange(partition, { type: 'truncate-partition', partition, after }),
+      appendReplica: (partition, events) => this.headChange(partition, { type: 'append-replica', partition, events }),
+      adoptPartition: (partition, head) => {
+        this.lastSeqs.set(partition, head);
+        this.relay!.adopt(partition, head);
+      },
+      releasePartition: (partition) => this.relay!.release(partition),
+      head: (partition) => this.head(partition),
+      waitPublished: (partition, seq, timeoutMs) => this.relay!.waitPublished(partition, seq, timeoutMs),
+      lagEvents: () => this.busLag().reduce((sum, { head, published }) => sum + Math.max(0, head - published), 0),
+    };
+  }
+
+  private async headChange(partition: number, request: ShardRequest): Promise<number> {
+    const response = await this.hosts[shardOf(partition, this.hosts.length)]!.request(request);
+    if (response.type !== 'heads') throw new Error(`unexpected ${response.type} response`);
+    const seq = response.heads[1] ?? 0;
+    this.lastSeqs.set(partition, seq);
+    return seq;
   }
 
   /** The aggregate's state now, right after a version, or as of a time. Version 0 means it has no events. */
@@ -423,6 +520,7 @@ export class Runtime<A extends App = App> {
     this.closing ??= (async () => {
       this.closed = true;
       clearInterval(this.pruneTimer);
+      await this.clusterNode?.stop();
       // Whatever commits after the relay stops is published by the next start: it resumes from the logs.
       await this.relay?.close();
       await this.projectorHost?.close();
@@ -537,7 +635,13 @@ async function startRuntime<A extends App>(options: RuntimeOptions<A>, dataDir: 
   listener.runtime = runtime;
   try {
     const nats = options.nats === undefined ? undefined : { servers: options.nats.servers, prefix: options.nats.prefix ?? 'shardlog' };
-    await runtime.startBus(dataDir, options.logger ?? consoleLogger, nats);
+    if (options.cluster !== undefined) {
+      if (nats === undefined) throw makeError('SHARDLOG_INVALID_CONFIG', 'a cluster needs NATS: pass nats (--nats) with cluster (--node-id)');
+      if (!/^[A-Za-z0-9_.-]{1,64}$/.test(options.cluster.nodeId)) {
+        throw makeError('SHARDLOG_INVALID_CONFIG', `node id "${options.cluster.nodeId}" must be 1 to 64 letters, digits, ".", "_" or "-"`);
+      }
+    }
+    await runtime.startBus(dataDir, options.logger ?? consoleLogger, nats, options.cluster);
   } catch (error) {
     await runtime.close();
     throw error;

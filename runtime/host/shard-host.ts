@@ -41,6 +41,7 @@ export interface RestartPolicy {
 }
 
 export interface RuntimeLogger {
+  info?(details: Record<string, unknown>, message: string): void;
   warn(details: Record<string, unknown>, message: string): void;
   error(details: Record<string, unknown>, message: string): void;
 }

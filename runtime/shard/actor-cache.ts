@@ -37,6 +37,11 @@ export class ActorCache {
     this.actors.delete(stream);
   }
 
+  /** Drops every actor whose stream matches (a partition this shard no longer serves as it was). */
+  deleteWhere(matches: (stream: string) => boolean): void {
+    for (const stream of this.actors.keys()) if (matches(stream)) this.actors.delete(stream);
+  }
+
   /** Drops the least recently used actors until the cache is within its capacity. */
   trim(): void {
     for (const stream of this.actors.keys()) {

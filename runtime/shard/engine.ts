@@ -8,6 +8,7 @@ import { busEventFromRow } from '../bus/bus-event.ts';
 import { ActorCache } from './actor-cache.ts';
 import { GroupCommit } from './group-commit.ts';
 import { ShardReads } from './reads.ts';
+import { replicaRows } from './replica-rows.ts';
 import { ShardLog } from './shard-log.ts';
 
 /** Everything a shard thread does, behind one request → response function. */
@@ -56,6 +57,22 @@ export class ShardEngine {
         return { type: 'heads', heads: request.marks };
       case 'published':
         return { type: 'heads', heads: [...this.log.publishedSeqs()].flat() };
+      case 'truncate-partition': {
+        this.assertOwned(request.partition);
+        this.log.truncatePartition(request.partition, request.after);
+        return { type: 'heads', heads: [request.partition, this.groupCommit.forgetPartition(request.partition)] };
+      }
+      case 'append-replica': {
+        this.assertOwned(request.partition);
+        const first = request.events[0];
+        const expected = this.log.lastSeq(request.partition) + 1;
+        if (first !== undefined && first.seq !== expected) {
+          throw makeError('SHARDLOG_INTERNAL', `partition ${request.partition}: catch-up starts at seq ${first.seq}, the log needs ${expected}`);
+        }
+        const rows = replicaRows(request.events);
+        this.log.appendReplica(rows.events, rows.commands, request.partition, request.events.at(-1)?.seq ?? expected - 1);
+        return { type: 'heads', heads: [request.partition, this.groupCommit.forgetPartition(request.partition)] };
+      }
       case 'command': {
         const row = this.log.findCommand(request.commandId);
         if (row === undefined) return { type: 'command', reply: null, aggregate: null, id: null };

@@ -46,6 +46,18 @@ export class GroupCommit {
     this.lastSeq = log.lastSeqs();
   }
 
+  /**
+   * Forgets what this shard believed of a partition (its live actors and last seq) after its
+   * log changed under it: a cluster handoff truncated it or copied events in from the stream.
+   */
+  forgetPartition(partition: number): number {
+    this.actors.deleteWhere((stream) => partitionOf(stream, this.config.partitions) === partition);
+    const seq = this.log.lastSeq(partition);
+    if (seq === 0) this.lastSeq.delete(partition);
+    else this.lastSeq.set(partition, seq);
+    return seq;
+  }
+
   /** Decides and commits a batch; `heads` lists [partition, last seq] of every partition it appended to. */
   run(commands: readonly CommandEnvelope[]): { replies: CommandReply[]; heads: number[]; events?: BusEvent[] } {
     this.lastNow = Math.max(this.lastNow, Date.now());
@@ -120,7 +132,8 @@ export class GroupCommit {
     }
     const recorded = command.freshId ? undefined : this.log.findCommand(command.commandId);
     if (recorded !== undefined) {
-      if (!recorded.fingerprint.equals(fingerprint)) throw keyReused(command.commandId);
+      // A record copied from the stream in a cluster handoff has no fingerprint: the id alone identifies it.
+      if (recorded.fingerprint.length > 0 && !recorded.fingerprint.equals(fingerprint)) throw keyReused(command.commandId);
       return decodeStored<CommandReply>(recorded.result);
     }
 

@@ -1,5 +1,6 @@
 import Database from 'better-sqlite3';
 import type { Durability } from '../protocol.ts';
+import { decodeStored } from '../codec.ts';
 import { migrate } from './migrations.ts';
 
 export interface EventRow {
@@ -147,6 +148,11 @@ export class ShardLog {
     return new Map(rows.map((row) => [row.partition, row.seq]));
   }
 
+  /** The highest seq of one partition (0: no events). */
+  lastSeq(partition: number): number {
+    return this.db.prepare<[number], { seq: number | null }>('SELECT MAX(seq) AS seq FROM events WHERE partition = ?').get(partition)?.seq ?? 0;
+  }
+
   /** Writes the whole batch in one transaction (and, with `fsync`, one fsync), or nothing. */
   commit(batch: BatchWrite): void {
     this.commitBatch(batch);
@@ -191,6 +197,47 @@ export class ShardLog {
   publishedSeqs(): Map<number, number> {
     const rows = this.db.prepare<[], { partition: number; published_seq: number }>('SELECT partition, published_seq FROM relay').all();
     return new Map(rows.map((row) => [row.partition, row.published_seq]));
+  }
+
+  /**
+   * Forgets a partition's events after `afterSeq` with the command records behind them, and
+   * the snapshots of the streams it touched: the cluster does this to events the stream never
+   * confirmed before a node takes the partition (back), then copies the stream's own.
+   */
+  truncatePartition(partition: number, afterSeq: number): void {
+    this.db.transaction(() => {
+      const dropped = this.db
+        .prepare<[number, number], { stream: string; meta: Buffer | null }>('SELECT stream, meta FROM events WHERE partition = ? AND seq > ?')
+        .all(partition, afterSeq);
+      const deleteCommand = this.db.prepare<[string]>('DELETE FROM commands WHERE id = ?');
+      const deleteSnapshot = this.db.prepare<[string]>('DELETE FROM snapshots WHERE stream = ?');
+      for (const { stream, meta } of dropped) {
+        const commandId = meta === null ? undefined : decodeStored<{ commandId?: unknown }>(meta).commandId;
+        if (typeof commandId === 'string') deleteCommand.run(commandId);
+        deleteSnapshot.run(stream);
+      }
+      this.db.prepare<[number, number]>('DELETE FROM events WHERE partition = ? AND seq > ?').run(partition, afterSeq);
+      this.db
+        .prepare<[number, number]>('INSERT INTO relay (partition, published_seq) VALUES (?, ?) ON CONFLICT (partition) DO UPDATE SET published_seq = excluded.published_seq')
+        .run(partition, afterSeq);
+    })();
+  }
+
+  /** Appends events copied from the stream (a partition's catch-up), their command records, and marks them published. */
+  appendReplica(events: readonly EventRow[], commands: readonly CommandRow[], partition: number, publishedSeq: number): void {
+    const insertCommandIfAbsent = this.db.prepare<[string, string, Buffer, Buffer, number]>(
+      'INSERT OR IGNORE INTO commands (id, stream, fingerprint, result, recorded_at) VALUES (?, ?, ?, ?, ?)',
+    );
+    this.db.transaction(() => {
+      for (const e of events) this.insertEvent.run(e.partition, e.seq, e.stream, e.version, e.type, e.schema_version, e.data, e.meta, e.recorded_at);
+      for (const c of commands) insertCommandIfAbsent.run(c.id, c.stream, c.fingerprint, c.result, c.recorded_at);
+      this.upsertPublished.run(partition, publishedSeq);
+    })();
+  }
+
+  /** The relay's published seq of one partition (0: none recorded). */
+  publishedSeq(partition: number): number {
+    return this.db.prepare<[number], { published_seq: number }>('SELECT published_seq FROM relay WHERE partition = ?').get(partition)?.published_seq ?? 0;
   }
 
   /** Deletes at most `limit` command records older than the cutoff; returns how many. */

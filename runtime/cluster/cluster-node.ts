@@ -1,0 +1,464 @@
+import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import type { BusEvent } from '../bus/bus-event.ts';
+import { ensureEventStream } from '../bus/jetstream-relay.ts';
+import { decodeWire, encodeWire } from '../codec.ts';
+import { deserializeError, makeError, serializeError, ShardlogError, type SerializedError } from '../errors.ts';
+import type { CommandEnvelope, CommandResult } from '../protocol.ts';
+import { planAssignments, type Assignment } from './assignment-plan.ts';
+import { ClusterStore, type ClusterTimings, type NodeHeartbeat, type StoredAssignment } from './cluster-store.ts';
+import { catchUpPartition } from './partition-catch-up.ts';
+
+/** What the cluster needs of the local runtime. */
+export interface ClusterHost {
+  readonly partitions: number;
+  /** Runs a command on this node's shard and resolves once JetStream holds its events. */
+  runLocally(partition: number, envelope: CommandEnvelope): Promise<CommandResult>;
+  /** The relay's published seq as recorded in the log: events after it were never confirmed. */
+  publishedRecord(partition: number): Promise<number>;
+  truncatePartition(partition: number, after: number): Promise<number>;
+  appendReplica(partition: number, events: BusEvent[]): Promise<number>;
+  /** The partition is this node's from now: publish it from `head`. */
+  adoptPartition(partition: number, head: number): void;
+  /** The partition is no longer this node's: stop publishing it. */
+  releasePartition(partition: number): Promise<void>;
+  head(partition: number): number;
+  waitPublished(partition: number, seq: number, timeoutMs: number): Promise<void>;
+  lagEvents(): number;
+}
+
+export interface ClusterLogger {
+  info(details: object, message: string): void;
+  warn(details: object, message: string): void;
+  error(details: object, message: string): void;
+}
+
+export interface ClusterOptions {
+  nodeId: string;
+  servers: string;
+  prefix: string;
+  host: ClusterHost;
+  logger: ClusterLogger;
+  timings?: Partial<ClusterTimings>;
+  /** How long a command waits for a partition in handoff before 503 (default 5,000 ms). */
+  moveWaitMs?: number;
+  /** How long the old owner waits for its in-flight commands and its tail to be in JetStream before giving up a handoff (default 10,000 ms). */
+  drainMs?: number;
+}
+
+type LocalState = 'acquiring' | 'serving' | 'releasing';
+
+interface LocalPartition {
+  state: LocalState;
+  epoch: number;
+  inFlight: number;
+  subscription?: Subscription;
+}
+
+export interface ClusterCounters {
+  forwarded: number;
+  forwardedFailed: number;
+  handoffsIn: number;
+  handoffsOut: number;
+  fenced: number;
+  lastHandoffMs: number;
+}
+
+export interface ClusterStatus {
+  nodeId: string;
+  leader: boolean;
+  owned: number;
+  acquiring: number;
+  releasing: number;
+  draining: boolean;
+  counters: ClusterCounters;
+}
+
+type ForwardReply = { ok: true; result: CommandResult } | { ok: false; error: SerializedError; notOwner?: true };
+
+const defaultTimings: ClusterTimings = { heartbeatMs: 500, deadAfterMs: 3_000 };
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/**
+ * This node's part in a cluster. It heartbeats; when it holds the leader lock it assigns
+ * partitions to live nodes by rendezvous hashing; it serves the partitions assigned to it
+ * (after copying their events from JetStream into its log), hands partitions off when asked
+ * (stop taking commands, let in-flight ones finish, wait until JetStream holds the whole
+ * tail, then write the new owner into the assignment), and forwards commands for partitions
+ * it does not own over NATS to `<prefix>.cmd.<partition>`.
+ */
+export class ClusterNode {
+  private readonly local = new Map<number, LocalPartition>();
+  private readonly assignments = new Map<number, StoredAssignment>();
+  private readonly lastBeat = new Map<string, { at: number; draining: boolean }>();
+  private readonly work = new Map<number, Promise<void>>();
+  private readonly changeWaiters = new Set<() => void>();
+  private readonly counters: ClusterCounters = { forwarded: 0, forwardedFailed: 0, handoffsIn: 0, handoffsOut: 0, fenced: 0, lastHandoffMs: 0 };
+  private readonly timings: ClusterTimings;
+  private leaderRevision: number | undefined;
+  private draining = false;
+  private stopped = false;
+  private readonly startedAt = Date.now();
+  private timer: NodeJS.Timeout | undefined;
+  private stopWatches: (() => void)[] = [];
+  private stream = '';
+
+  private constructor(
+    private readonly options: ClusterOptions,
+    private readonly nc: NatsConnection,
+    private readonly store: ClusterStore,
+    private readonly js: JetStreamClient,
+    private readonly jsm: JetStreamManager,
+  ) {
+    this.timings = { ...defaultTimings, ...options.timings };
+  }
+
+  static async start(options: ClusterOptions): Promise<ClusterNode> {
+    const timings = { ...defaultTimings, ...options.timings };
+    const nc = await connect({ servers: options.servers, maxReconnectAttempts: -1, reconnectTimeWait: 250, name: `shardlog-cluster-${options.nodeId}` });
+    try {
+      const store = await ClusterStore.open(nc, options.prefix, timings);
+      await store.checkPartitionCount(options.host.partitions);
+      const jsm = await jetstreamManager(nc);
+      const node = new ClusterNode(options, nc, store, jetstream(nc), jsm);
+      node.stream = await ensureEventStream(jsm, options.prefix);
+      await node.beat();
+      node.stopWatches.push(await store.watchHeartbeats((nodeId, beat) => node.onHeartbeat(nodeId, beat)));
+      node.stopWatches.push(await store.watchAssignments((partition, stored) => node.onAssignment(partition, stored)));
+      node.timer = setInterval(() => void node.tick(), timings.heartbeatMs);
+      void node.tick();
+      return node;
+    } catch (error) {
+      await nc.close().catch(() => undefined);
+      throw error;
+    }
+  }
+
+  get nodeId(): string {
+    return this.options.nodeId;
+  }
+
+  /** Whether this node serves the partition now (the relay publishes only these). */
+  owns(partition: number): boolean {
+    const local = this.local.get(partition);
+    return local !== undefined && local.state !== 'acquiring';
+  }
+
+  status(): ClusterStatus {
+    let owned = 0;
+    let acquiring = 0;
+    let releasing = 0;
+    for (const local of this.local.values()) {
+      if (local.state === 'serving') owned++;
+      else if (local.state === 'acquiring') acquiring++;
+      else releasing++;
+    }
+    return { nodeId: this.nodeId, leader: this.leaderRevision !== undefined, owned, acquiring, releasing, draining: this.draining, counters: { ...this.counters } };
+  }
+
+  /** The assignment of every partition as this node last saw it. */
+  assignmentTable(): { partition: number; owner: string; epoch: number; target?: string }[] {
+    return [...this.assignments].sort(([a], [b]) => a - b).map(([partition, { assignment }]) => ({ partition, ...assignment }));
+  }
+
+  /**
+   * Runs a command wherever its partition is served: here, or forwarded to the owner. While
+   * the partition moves, waits (bounded), then fails with SHARDLOG_PARTITION_MOVING.
+   */
+  async submit(partition: number, envelope: CommandEnvelope): Promise<CommandResult> {
+    const deadline = Date.now() + (this.options.moveWaitMs ?? 5_000);
+    for (let attempt = 0; ; attempt++) {
+      if (this.stopped) throw makeError('SHARDLOG_CLOSED', 'the node is leaving the cluster');
+      const local = this.local.get(partition);
+      if (local?.state === 'serving') return this.runServing(partition, local, envelope);
+      if (local === undefined) {
+        const owner = this.assignments.get(partition)?.assignment.owner;
+        if (owner !== undefined && owner !== this.nodeId) {
+          const reply = await this.forward(partition, envelope, deadline);
+          if (reply !== undefined) return reply;
+        }
+      }
+      if (Date.now() >= deadline) {
+        throw makeError('SHARDLOG_PARTITION_MOVING', `partition ${partition} is moving between nodes; retry shortly`, { partition, retryAfterMs: 1_000 });
+      }
+      await this.changed(Math.min(50 * (attempt + 1), 250));
+    }
+  }
+
+  private async runServing(partition: number, local: LocalPartition, envelope: CommandEnvelope): Promise<CommandResult> {
+    local.inFlight++;
+    try {
+      return await this.options.host.runLocally(partition, envelope);
+    } finally {
+      local.inFlight--;
+      if (local.inFlight === 0) this.notifyChange();
+    }
+  }
+
+  /** A forwarded command's reply, or undefined when nobody serves the partition right now (try again). */
+  private async forward(partition: number, envelope: CommandEnvelope, deadline: number): Promise<CommandResult | undefined> {
+    let bytes: Uint8Array;
+    try {
+      const message = await this.nc.request(`${this.options.prefix}.cmd.${partition}`, encodeWire(envelope), { timeout: Math.max(1_000, deadline - Date.now() + 5_000) });
+      bytes = message.data;
+    } catch (error) {
+      const text = error instanceof Error ? `${error.name} ${error.message} ${String((error as { code?: unknown }).code)}` : String(error);
+      if (/no responders|503/i.test(text)) return undefined;
+      this.counters.forwardedFailed++;
+      throw makeError('SHARDLOG_OUTCOME_UNKNOWN', `forwarding to the owner of partition ${partition} failed (${text}): it may or may not have run, retry with the same command id`, { partition }, error);
+    }
+    const reply = decodeWire<ForwardReply>(bytes);
+    if (reply.ok) {
+      this.counters.forwarded++;
+      return reply.result;
+    }
+    if (reply.notOwner === true) return undefined;
+    this.counters.forwarded++;
+    throw deserializeError(reply.error);
+  }
+
+  /** The owner's side of forwarding: run the command if this node serves the partition, else say it does not. */
+  private async serveForwarded(partition: number, data: Uint8Array): Promise<Uint8Array> {
+    const envelope = decodeWire<CommandEnvelope>(data);
+    const deadline = Date.now() + 2_000;
+    for (;;) {
+      const local = this.local.get(partition);
+      if (local?.state === 'serving') {
+        try {
+          return encodeWire({ ok: true, result: await this.runServing(partition, local, envelope) } satisfies ForwardReply);
+        } catch (error) {
+          const shardlogError = error instanceof ShardlogError ? error : makeError('SHARDLOG_INTERNAL', error instanceof Error ? error.message : String(error));
+          return encodeWire({ ok: false, error: serializeError(shardlogError) } satisfies ForwardReply);
+        }
+      }
+      if (local === undefined || Date.now() >= deadline || this.stopped) {
+        return encodeWire({ ok: false, notOwner: true, error: serializeError(makeError('SHARDLOG_PARTITION_MOVING', `node ${this.nodeId} does not serve partition ${partition}`)) } satisfies ForwardReply);
+      }
+      await this.changed(50);
+    }
+  }
+
+  private changed(timeoutMs: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.changeWaiters.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, timeoutMs);
+      this.changeWaiters.add(done);
+    });
+  }
+
+  private notifyChange(): void {
+    for (const waiter of [...this.changeWaiters]) waiter();
+  }
+
+  private onHeartbeat(nodeId: string, beat: NodeHeartbeat | undefined): void {
+    if (beat === undefined) this.lastBeat.delete(nodeId);
+    else this.lastBeat.set(nodeId, { at: Date.now(), draining: beat.draining });
+  }
+
+  private onAssignment(partition: number, stored: StoredAssignment | undefined): void {
+    if (stored === undefined) this.assignments.delete(partition);
+    else this.assignments.set(partition, stored);
+    this.notifyChange();
+    this.reconcile(partition);
+  }
+
+  /** Queues a look at what this node should do about a partition; one piece of work per partition at a time. */
+  private reconcile(partition: number): void {
+    if (this.work.has(partition) || this.stopped) return;
+    const running = this.act(partition)
+      .catch((error: unknown) => this.options.logger.warn({ err: error, partition }, 'partition handoff step failed; will try again'))
+      .finally(() => {
+        this.work.delete(partition);
+        this.notifyChange();
+      });
+    this.work.set(partition, running);
+  }
+
+  private async act(partition: number): Promise<void> {
+    const stored = this.assignments.get(partition);
+    const local = this.local.get(partition);
+    const mine = stored?.assignment.owner === this.nodeId;
+    if (!mine) {
+      if (local !== undefined) await this.drop(partition, 'the assignment names another owner');
+      return;
+    }
+    const { assignment, revision } = stored;
+    if (local !== undefined && local.epoch !== assignment.epoch) {
+      // Taken from this node and given back meanwhile: what it holds may be stale.
+      await this.drop(partition, 'the partition came back under a new epoch');
+    }
+    if (!this.local.has(partition)) {
+      await this.acquire(partition, assignment.epoch);
+      return;
+    }
+    if (assignment.target !== undefined && assignment.target !== this.nodeId && this.local.get(partition)?.state === 'serving') {
+      await this.release(partition, assignment, revision);
+    }
+  }
+
+  private async acquire(partition: number, epoch: number): Promise<void> {
+    const started = Date.now();
+    const local: LocalPartition = { state: 'acquiring', epoch, inFlight: 0 };
+    this.local.set(partition, local);
+    try {
+      const published = await this.options.host.publishedRecord(partition);
+      const kept = await this.options.host.truncatePartition(partition, published);
+      const head = await catchUpPartition({
+        js: this.js,
+        jsm: this.jsm,
+        stream: this.stream,
+        prefix: this.options.prefix,
+        partition,
+        localHead: kept,
+        append: async (events) => {
+          await this.options.host.appendReplica(partition, events);
+        },
+      });
+      if (this.local.get(partition) !== local || this.stopped) return;
+      this.options.host.adoptPartition(partition, head);
+      local.subscription = this.nc.subscribe(`${this.options.prefix}.cmd.${partition}`, {
+        callback: (error, message) => {
+          if (error !== null) return;
+          void this.serveForwarded(partition, message.data).then((reply) => message.respond(reply));
+        },
+      });
+      local.state = 'serving';
+      this.counters.handoffsIn++;
+      this.counters.lastHandoffMs = Date.now() - started;
+    } catch (error) {
+      if (this.local.get(partition) === local) this.local.delete(partition);
+      await sleep(250);
+      throw error;
+    } finally {
+      this.notifyChange();
+    }
+  }
+
+  private async release(partition: number, assignment: Assignment, revision: number): Promise<void> {
+    const local = this.local.get(partition)!;
+    const started = Date.now();
+    local.state = 'releasing';
+    const deadline = Date.now() + (this.options.drainMs ?? 10_000);
+    while (local.inFlight > 0 && Date.now() < deadline) await this.changed(20);
+    try {
+      if (local.inFlight > 0) throw new Error(`${local.inFlight} commands still in flight`);
+      await this.options.host.waitPublished(partition, this.options.host.head(partition), Math.max(1, deadline - Date.now()));
+    } catch (error) {
+      local.state = 'serving';
+      throw error;
+    }
+    const handedTo = assignment.target!;
+    if (!(await this.store.setAssignment(partition, { owner: handedTo, epoch: assignment.epoch + 1 }, revision))) {
+      // The leader changed its mind (or another node acted): serve on and look again.
+      local.state = 'serving';
+      return;
+    }
+    await this.drop(partition);
+    this.counters.handoffsOut++;
+    this.options.logger.info({ partition, to: handedTo, epoch: assignment.epoch + 1, ms: Date.now() - started }, 'handed a partition off');
+  }
+
+  /** Stops serving a partition at once. */
+  private async drop(partition: number, why?: string): Promise<void> {
+    const local = this.local.get(partition);
+    if (local === undefined) return;
+    this.local.delete(partition);
+    local.subscription?.unsubscribe();
+    await this.options.host.releasePartition(partition);
+    if (why !== undefined) this.options.logger.warn({ partition, epoch: local.epoch }, `stopped serving a partition: ${why}`);
+    this.notifyChange();
+  }
+
+  /** The relay found another node's events on this partition's subject: stop serving it; look again shortly. */
+  fenced(partition: number): void {
+    this.counters.fenced++;
+    void this.drop(partition, 'another node wrote to it (fenced)').then(() => setTimeout(() => this.reconcile(partition), 500));
+  }
+
+  private async beat(): Promise<void> {
+    await this.store.heartbeat({
+      nodeId: this.nodeId,
+      draining: this.draining,
+      startedAt: this.startedAt,
+      at: Date.now(),
+      owned: this.status().owned,
+      lagEvents: this.options.host.lagEvents(),
+    });
+  }
+
+  private async tick(): Promise<void> {
+    if (this.stopped) return;
+    try {
+      await this.beat();
+      this.leaderRevision = await this.store.lead(this.nodeId, this.leaderRevision);
+      if (this.leaderRevision !== undefined) await this.plan();
+      for (const partition of this.assignments.keys()) this.reconcile(partition);
+    } catch (error) {
+      this.options.logger.warn({ err: error }, 'cluster heartbeat failed');
+    }
+  }
+
+  /** The leader's step: write the assignments the live nodes call for. */
+  private async plan(): Promise<void> {
+    const now = Date.now();
+    const alive = new Set<string>();
+    const candidates: string[] = [];
+    for (const [nodeId, { at, draining }] of this.lastBeat) {
+      if (now - at > this.timings.deadAfterMs) continue;
+      alive.add(nodeId);
+      if (!draining) candidates.push(nodeId);
+    }
+    alive.add(this.nodeId);
+    if (!this.draining && !candidates.includes(this.nodeId)) candidates.push(this.nodeId);
+    const current = new Map([...this.assignments].map(([partition, { assignment }]) => [partition, assignment]));
+    const changes = planAssignments({ partitions: this.options.host.partitions, current, alive, candidates });
+    await Promise.all(
+      [...changes].map(async ([partition, assignment]) => {
+        const written = await this.store.setAssignment(partition, assignment, this.assignments.get(partition)?.revision ?? 0);
+        if (written && assignment.owner !== current.get(partition)?.owner && current.has(partition)) {
+          this.options.logger.warn({ partition, from: current.get(partition)?.owner, to: assignment.owner, epoch: assignment.epoch }, 'gave the partition of a dead node to another');
+        }
+      }),
+    );
+  }
+
+  /**
+   * Leaves the cluster gracefully: stops taking partitions, hands every owned one off
+   * (bounded by `timeoutMs`), then removes its heartbeat and leader lock.
+   */
+  async leave(timeoutMs = 30_000): Promise<void> {
+    if (this.stopped) return;
+    this.draining = true;
+    const deadline = Date.now() + timeoutMs;
+    await this.tick();
+    while (this.local.size > 0 && Date.now() < deadline) {
+      const others = [...this.lastBeat].some(([nodeId, { at, draining }]) => nodeId !== this.nodeId && !draining && Date.now() - at <= this.timings.deadAfterMs);
+      if (!others) break;
+      await this.changed(100);
+    }
+    if (this.local.size > 0) this.options.logger.warn({ partitions: [...this.local.keys()] }, 'left the cluster still owning partitions: their new owners take them after the heartbeat expires');
+    await this.stop();
+  }
+
+  /** Stops at once: unsubscribes and forgets its heartbeat; what it owned moves once the leader sees it gone. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    clearInterval(this.timer);
+    for (const stop of this.stopWatches) stop();
+    for (const local of this.local.values()) local.subscription?.unsubscribe();
+    await Promise.race([Promise.allSettled([...this.work.values()]), sleep(2_000)]);
+    await this.store.forgetNode(this.nodeId).catch(() => undefined);
+    if (this.leaderRevision !== undefined) await this.store.resign(this.nodeId).catch(() => undefined);
+    this.notifyChange();
+    await Promise.race([this.nc.drain().catch(() => undefined), sleep(2_000)]);
+    if (!this.nc.isClosed()) await this.nc.close().catch(() => undefined);
+  }
+}

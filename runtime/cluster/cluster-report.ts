@@ -1,0 +1,40 @@
+import { connect } from '@nats-io/transport-node';
+import { ClusterStore } from './cluster-store.ts';
+
+export interface ClusterReport {
+  partitions: number;
+  leader: string | null;
+  nodes: { nodeId: string; lastHeartbeatMsAgo: number; draining: boolean; owned: number; lagEvents: number; startedAt: string }[];
+  assignments: { partition: number; owner: string; epoch: number; target: string | null }[];
+}
+
+/** What `shardlog cluster status` prints: read straight from the cluster's KV buckets, no node needed. */
+export async function clusterReport(options: { servers: string; prefix: string }): Promise<ClusterReport | undefined> {
+  const nc = await connect({ servers: options.servers, maxReconnectAttempts: 0, timeout: 5_000, name: 'shardlog-cluster-status' });
+  try {
+    const store = await ClusterStore.openExisting(nc, options.prefix);
+    const partitions = await store?.partitionCount();
+    if (store === undefined || partitions === undefined) return undefined;
+    const now = Date.now();
+    const [leader, beats, assignments] = await Promise.all([store.leaderId(), store.heartbeats(), store.assignments()]);
+    return {
+      partitions,
+      leader: leader ?? null,
+      nodes: beats
+        .map((beat) => ({
+          nodeId: beat.nodeId,
+          lastHeartbeatMsAgo: Math.max(0, now - beat.at),
+          draining: beat.draining,
+          owned: beat.owned,
+          lagEvents: beat.lagEvents,
+          startedAt: new Date(beat.startedAt).toISOString(),
+        }))
+        .sort((a, b) => a.nodeId.localeCompare(b.nodeId)),
+      assignments: [...assignments]
+        .sort(([a], [b]) => a - b)
+        .map(([partition, { assignment }]) => ({ partition, owner: assignment.owner, epoch: assignment.epoch, target: assignment.target ?? null })),
+    };
+  } finally {
+    await nc.close();
+  }
+}

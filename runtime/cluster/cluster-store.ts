@@ -1,0 +1,188 @@
+import { Kvm, type KV, type KvEntry } from '@nats-io/kv';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { makeError } from '../errors.ts';
+import type { Assignment } from './assignment-plan.ts';
+
+/** What a node says of itself every heartbeat. */
+export interface NodeHeartbeat {
+  nodeId: string;
+  /** Leaving: it takes no new partitions and hands its own off. */
+  draining: boolean;
+  startedAt: number;
+  /** Wall-clock time of this heartbeat (for `cluster status`; liveness uses the receiver's clock). */
+  at: number;
+  owned: number;
+  /** Events committed on this node and not yet confirmed by JetStream. */
+  lagEvents: number;
+}
+
+export interface StoredAssignment {
+  assignment: Assignment;
+  revision: number;
+}
+
+export interface ClusterTimings {
+  /** How often a node heartbeats and the leader plans (default 500 ms). */
+  heartbeatMs: number;
+  /** No heartbeat for this long and a node is dead: its partitions go to others (default 3,000 ms). */
+  deadAfterMs: number;
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+function encode(value: unknown): Uint8Array {
+  return encoder.encode(JSON.stringify(value));
+}
+
+function decode<T>(entry: KvEntry): T {
+  return JSON.parse(decoder.decode(entry.value)) as T;
+}
+
+export function bucketPrefixOf(prefix: string): string {
+  return prefix.toUpperCase().replace(/[^A-Z0-9]/g, '_');
+}
+
+/**
+ * The cluster's shared state in three NATS KV buckets: `<PREFIX>_CLUSTER` (the partition
+ * count and every partition's assignment, no expiry), `<PREFIX>_NODES` (heartbeats, expiring)
+ * and `<PREFIX>_LEADER` (the leader lock: create-if-absent, expiring unless refreshed).
+ * Every write that decides something is compare-and-set on the key's revision.
+ */
+export class ClusterStore {
+  private constructor(
+    private readonly cluster: KV,
+    private readonly nodes: KV,
+    private readonly leader: KV,
+  ) {}
+
+  static async open(nc: NatsConnection, prefix: string, timings: ClusterTimings): Promise<ClusterStore> {
+    const kvm = new Kvm(nc);
+    const base = bucketPrefixOf(prefix);
+    const [cluster, nodes, leader] = await Promise.all([
+      kvm.create(`${base}_CLUSTER`, { history: 1, storage: 'file' }),
+      kvm.create(`${base}_NODES`, { history: 1, ttl: Math.max(10_000, timings.deadAfterMs * 3) }),
+      kvm.create(`${base}_LEADER`, { history: 1, ttl: timings.deadAfterMs }),
+    ]);
+    return new ClusterStore(cluster, nodes, leader);
+  }
+
+  /** Opens the buckets of an existing cluster without creating anything; undefined if there is none. */
+  static async openExisting(nc: NatsConnection, prefix: string): Promise<ClusterStore | undefined> {
+    const kvm = new Kvm(nc);
+    const base = bucketPrefixOf(prefix);
+    try {
+      const [cluster, nodes, leader] = await Promise.all([kvm.open(`${base}_CLUSTER`), kvm.open(`${base}_NODES`), kvm.open(`${base}_LEADER`)]);
+      await cluster.status();
+      return new ClusterStore(cluster, nodes, leader);
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Records P when the cluster is created; refuses a node started with another P. */
+  async checkPartitionCount(partitions: number): Promise<void> {
+    try {
+      await this.cluster.create('meta', encode({ partitions, createdAt: new Date().toISOString() }));
+      return;
+    } catch {
+      // It exists (or the create raced with another node's): compare with what is there.
+    }
+    const entry = await this.cluster.get('meta');
+    if (entry === null || entry.operation !== 'PUT') throw new Error('the cluster meta record could not be read');
+    const stored = decode<{ partitions: number }>(entry).partitions;
+    if (stored !== partitions) {
+      throw makeError(
+        'SHARDLOG_CLUSTER_MISMATCH',
+        `this cluster was created with ${stored} partitions and this node has ${partitions}: start it with --partitions ${stored} on a fresh data dir`,
+        { cluster: stored, node: partitions },
+      );
+    }
+  }
+
+  async partitionCount(): Promise<number | undefined> {
+    const entry = await this.cluster.get('meta');
+    return entry === null || entry.operation !== 'PUT' ? undefined : decode<{ partitions: number }>(entry).partitions;
+  }
+
+  async heartbeat(beat: NodeHeartbeat): Promise<void> {
+    await this.nodes.put(beat.nodeId, encode(beat));
+  }
+
+  async forgetNode(nodeId: string): Promise<void> {
+    await this.nodes.delete(nodeId);
+  }
+
+  /** Takes the leader lock if free, or refreshes it if held by this node; false if another node holds it. */
+  async lead(nodeId: string, revision: number | undefined): Promise<number | undefined> {
+    try {
+      if (revision !== undefined) return await this.leader.update('leader', encode({ nodeId }), revision);
+      return await this.leader.create('leader', encode({ nodeId }));
+    } catch {
+      return undefined;
+    }
+  }
+
+  async resign(nodeId: string): Promise<void> {
+    const entry = await this.leader.get('leader');
+    if (entry !== null && entry.operation === 'PUT' && decode<{ nodeId: string }>(entry).nodeId === nodeId) {
+      await this.leader.delete('leader', { previousSeq: entry.revision }).catch(() => undefined);
+    }
+  }
+
+  async leaderId(): Promise<string | undefined> {
+    const entry = await this.leader.get('leader');
+    return entry === null || entry.operation !== 'PUT' ? undefined : decode<{ nodeId: string }>(entry).nodeId;
+  }
+
+  /** Writes a partition's assignment if its revision is still `revision` (0: the key must not exist); false if it changed. */
+  async setAssignment(partition: number, assignment: Assignment, revision: number): Promise<boolean> {
+    try {
+      if (revision === 0) await this.cluster.create(`partitions.${partition}`, encode(assignment));
+      else await this.cluster.update(`partitions.${partition}`, encode(assignment), revision);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  async assignments(): Promise<Map<number, StoredAssignment>> {
+    const result = new Map<number, StoredAssignment>();
+    const keys = await this.cluster.keys('partitions.*');
+    for await (const key of keys) {
+      const entry = await this.cluster.get(key);
+      if (entry !== null && entry.operation === 'PUT') result.set(Number(key.slice('partitions.'.length)), { assignment: decode<Assignment>(entry), revision: entry.revision });
+    }
+    return result;
+  }
+
+  async heartbeats(): Promise<NodeHeartbeat[]> {
+    const result: NodeHeartbeat[] = [];
+    for await (const key of await this.nodes.keys()) {
+      const entry = await this.nodes.get(key);
+      if (entry !== null && entry.operation === 'PUT') result.push(decode<NodeHeartbeat>(entry));
+    }
+    return result;
+  }
+
+  /** Calls back with every assignment as it is now, then with each change. */
+  async watchAssignments(onChange: (partition: number, stored: StoredAssignment | undefined) => void): Promise<() => void> {
+    const watch = await this.cluster.watch({ key: 'partitions.*' });
+    void (async () => {
+      for await (const entry of watch) {
+        const partition = Number(entry.key.slice('partitions.'.length));
+        onChange(partition, entry.operation === 'PUT' ? { assignment: decode<Assignment>(entry), revision: entry.revision } : undefined);
+      }
+    })();
+    return () => watch.stop();
+  }
+
+  /** Calls back with every heartbeat as it arrives (and a delete when a node leaves cleanly). */
+  async watchHeartbeats(onBeat: (nodeId: string, beat: NodeHeartbeat | undefined) => void): Promise<() => void> {
+    const watch = await this.nodes.watch();
+    void (async () => {
+      for await (const entry of watch) onBeat(entry.key, entry.operation === 'PUT' ? decode<NodeHeartbeat>(entry) : undefined);
+    })();
+    return () => watch.stop();
+  }
+}

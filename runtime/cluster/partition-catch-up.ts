@@ -1,0 +1,64 @@
+import { DeliverPolicy, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import type { BusEvent } from '../bus/bus-event.ts';
+import { decodeBatch, subjectOf } from '../bus/event-message.ts';
+
+export interface CatchUpOptions {
+  js: JetStreamClient;
+  jsm: JetStreamManager;
+  stream: string;
+  prefix: string;
+  partition: number;
+  /** The local log's last seq of the partition: the copy starts right after it. */
+  localHead: number;
+  /** Appends events (consecutive, in seq order) to the local log. */
+  append: (events: BusEvent[]) => Promise<void>;
+  /** Events per append (default 2,000). */
+  chunk?: number;
+}
+
+/**
+ * Brings a node's log of one partition up to the stream's tail, as the stream was when the
+ * copy began (the partition's new owner does this before it serves). Returns the seq it
+ * reached. Messages are read with an ordered consumer filtered to the partition's subject;
+ * the events the log already has are skipped.
+ */
+export async function catchUpPartition(options: CatchUpOptions): Promise<number> {
+  const subject = subjectOf(options.prefix, options.partition);
+  const last = await options.jsm.streams.getMessage(options.stream, { last_by_subj: subject });
+  if (last === null) return options.localHead;
+  const tail = decodeBatch(last.data);
+  const tailSeq = tail.events.at(-1)?.seq ?? tail.firstSeq - 1;
+  let head = options.localHead;
+  if (tailSeq <= head) return head;
+  const chunk = options.chunk ?? 2_000;
+  const consumer = await options.js.consumers.get(options.stream, { filter_subjects: subject, deliver_policy: DeliverPolicy.All });
+  let pending: BusEvent[] = [];
+  const flush = async (): Promise<void> => {
+    if (pending.length === 0) return;
+    const events = pending;
+    pending = [];
+    await options.append(events);
+  };
+  try {
+    while (head < tailSeq) {
+      const messages = await consumer.fetch({ max_messages: 256, expires: 2_000 });
+      let received = 0;
+      for await (const message of messages) {
+        received++;
+        for (const event of decodeBatch(message.data).events) {
+          if (event.seq <= head) continue;
+          if (event.seq !== head + 1) throw new Error(`partition ${options.partition}: the stream jumps from seq ${head} to ${event.seq}`);
+          pending.push(event);
+          head = event.seq;
+          if (pending.length >= chunk) await flush();
+        }
+        if (head >= tailSeq) break;
+      }
+      if (received === 0 && head < tailSeq) throw new Error(`partition ${options.partition}: the stream stopped at seq ${head} before its tail ${tailSeq}`);
+    }
+    await flush();
+  } finally {
+    await consumer.delete().catch(() => undefined);
+  }
+  return head;
+}

@@ -1,0 +1,100 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startNatsServer, type NatsServer } from '../support/nats-server.ts';
+import { http, startTestNode, type TestNode } from '../support/node.ts';
+import { streamEvents, streamInvariants } from '../support/stream-events.ts';
+
+let nats: NatsServer;
+const nodes: TestNode[] = [];
+
+beforeAll(async () => {
+  nats = await startNatsServer();
+});
+
+afterAll(async () => {
+  await Promise.allSettled(nodes.map((node) => node.stop()));
+  await nats.stop();
+});
+
+async function startMember(nodeId: string): Promise<TestNode> {
+  const node = await startTestNode({ nodeId, nats: { servers: nats.url, prefix: 'shardlog' }, cluster: true, partitions: 8 });
+  nodes.push(node);
+  return node;
+}
+
+interface ClusterReady {
+  cluster: { owned: number; acquiring: number; releasing: number };
+}
+
+/** Waits until the live nodes together serve every partition, none in handoff. */
+async function settled(members: TestNode[], partitions = 8, timeoutMs = 20_000): Promise<number[]> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const states = await Promise.all(members.map(async (member) => ((await http(`${member.url}/readyz`)).body as ClusterReady).cluster));
+    const owned = states.map((state) => state.owned);
+    if (owned.reduce((a, b) => a + b, 0) === partitions && states.every((state) => state.acquiring === 0 && state.releasing === 0)) return owned;
+    if (Date.now() > deadline) throw new Error(`not settled: ${JSON.stringify(states)}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/** Sends a command until it gets a final answer, retrying 503s with the same key as a client should. */
+async function send(url: string, path: string, json: unknown, key: string): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const answer = await http(`${url}${path}`, { method: 'POST', json, headers: { 'idempotency-key': key } });
+    if (answer.status !== 503) return answer.status;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return 503;
+}
+
+describe('a cluster of nodes on one NATS', () => {
+  it('shares the partitions, forwards commands, and hands partitions off on join and leave without losing or repeating one', async () => {
+    const a = await startMember('node-a');
+    expect(await settled([a])).toEqual([8]);
+    const accounts = Array.from({ length: 24 }, (_, index) => `acc-${index}`);
+    for (const id of accounts) expect(await send(a.url, `/commands/account/${id}/open`, { owner: 'ann' }, `open-${id}`)).toBe(200);
+
+    const b = await startMember('node-b');
+    const deposits: Promise<number>[] = [];
+    let sent = 0;
+    const load = async (members: TestNode[], until: () => boolean): Promise<void> => {
+      while (!until()) {
+        const batch = accounts.map((id) => {
+          const key = `dep-${sent++}`;
+          return send(members[sent % members.length]!.url, `/commands/account/${id}/deposit`, { amount: 1 }, key);
+        });
+        deposits.push(...batch);
+        await Promise.all(batch);
+      }
+    };
+    let joined = false;
+    await Promise.all([load([a, b], () => joined), settled([a, b]).then((owned) => {
+      joined = true;
+      expect(owned.every((count) => count > 0)).toBe(true);
+    })]);
+
+    const c = await startMember('node-c');
+    let left = false;
+    await Promise.all([
+      load([a, c], () => left),
+      (async () => {
+        await settled([a, b, c]);
+        await b.node.leave();
+        nodes.splice(nodes.indexOf(b), 1);
+        await settled([a, c]);
+        left = true;
+      })(),
+    ]);
+    const statuses = await Promise.all(deposits);
+    expect(statuses.every((status) => status === 200)).toBe(true);
+
+    const events = await streamEvents(nats.url);
+    expect(streamInvariants(events)).toEqual([]);
+    expect(events.filter((event) => event.type === 'Deposited')).toHaveLength(sent);
+    expect(events.filter((event) => event.type === 'AccountOpened')).toHaveLength(accounts.length);
+
+    // A repeat of an acknowledged command, sent to any node after its partition moved, applies nothing.
+    expect(await send(c.url, `/commands/account/${accounts[0]}/deposit`, { amount: 1 }, 'dep-0')).toBe(200);
+    expect((await streamEvents(nats.url)).filter((event) => event.type === 'Deposited')).toHaveLength(sent);
+  }, 90_000);
+});

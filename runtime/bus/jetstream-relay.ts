@@ -65,6 +65,18 @@ function byPartition(events: readonly BusEvent[]): Map<number, BusEvent[]> {
   return runs;
 }
 
+/** The same event: same stream position, same commit time, same command. */
+function sameEvent(a: BusEvent, b: BusEvent): boolean {
+  return a.seq === b.seq && a.aggregate === b.aggregate && a.id === b.id && a.version === b.version && a.recordedAt === b.recordedAt && a.metadata.commandId === b.metadata.commandId;
+}
+
+/** A publish found another writer's batch at its position (already reported): stop publishing this partition. */
+class StalePublishError extends Error {
+  constructor(partition: number) {
+    super(`partition ${partition}: the stream holds another writer's events at this position`);
+  }
+}
+
 function fencedError(partition: number): ShardlogError {
   return makeError('SHARDLOG_PARTITION_FENCED', `partition ${partition} moved to another node before JetStream confirmed this command: nothing of it is acknowledged, retry it with the same command id`, {
     partition,
@@ -315,14 +327,15 @@ export class JetStreamRelay {
   private async tailIsOurs(partition: number, last: BusEvent | undefined): Promise<boolean> {
     if (last === undefined) return true;
     const [local] = await this.options.source.busEvents(partition, last.seq - 1, 1);
-    return (
-      local !== undefined &&
-      local.aggregate === last.aggregate &&
-      local.id === last.id &&
-      local.version === last.version &&
-      local.recordedAt === last.recordedAt &&
-      local.metadata.commandId === last.metadata.commandId
-    );
+    return local !== undefined && sameEvent(local, last);
+  }
+
+  /** Whether the stream message at `streamSeq` carries exactly these events. */
+  private async holdsOurs(streamSeq: number, events: readonly BusEvent[]): Promise<boolean> {
+    const stored = await this.jsm!.streams.getMessage(this.stream, { seq: streamSeq });
+    if (stored === null) return false;
+    const theirs = decodeBatch(stored.data).events;
+    return theirs.length === events.length && theirs.every((event, index) => sameEvent(event, events[index]!));
   }
 
   private async publishTail(partition: number, state: PartitionState): Promise<void> {
@@ -353,6 +366,17 @@ export class JetStreamRelay {
         msgID: msgIdOf(partition, run.batch.firstSeq),
         expect: { lastSubjectSequence: state.subjectSeq },
       });
+      // A duplicate ack means the stream already had this Nats-Msg-Id, and checked nothing else:
+      // it is ours only if it holds these very events (another writer's batch at the same
+      // position has the same id).
+      if (ack.duplicate && !(await this.holdsOurs(ack.seq, run.batch.events))) {
+        if (this.options.cluster !== undefined) this.fence(partition, state, { streamSeq: ack.seq, firstSeq: run.batch.firstSeq });
+        else {
+          state.diverged = true;
+          this.options.logger.error({ partition, streamSeq: ack.seq }, 'the event stream holds other events at this position of the partition than this data dir wrote; not publishing it');
+        }
+        throw new StalePublishError(partition);
+      }
       state.subjectSeq = ack.seq;
       state.published = run.batch.events.at(-1)!.seq;
       this.publishWaiters.reached(partition, state.published);
@@ -363,6 +387,7 @@ export class JetStreamRelay {
   /** Any failure makes the stream's tail uncertain: the next pump reads it again before publishing. */
   private async publishFailed(partition: number, state: PartitionState, error: unknown): Promise<void> {
     state.synced = false;
+    if (error instanceof StalePublishError) return;
     if (error instanceof JetStreamApiError && error.code === wrongLastSequence) {
       this.options.logger.warn({ partition }, 'the stream holds another tail for this partition than expected; re-reading it');
     } else if (!this.stopped && this.isConnected) {

@@ -4,7 +4,7 @@ import type { BusEvent } from '../bus/bus-event.ts';
 import { ensureEventStream } from '../bus/jetstream-relay.ts';
 import { decodeWire, encodeWire } from '../codec.ts';
 import { deserializeError, makeError, serializeError, ShardlogError, type SerializedError } from '../errors.ts';
-import type { CommandEnvelope, CommandResult } from '../protocol.ts';
+import type { CommandEnvelope, CommandResult, ShardRequest, ShardResponse } from '../protocol.ts';
 import { planAssignments, type Assignment } from './assignment-plan.ts';
 import { ClusterStore, type ClusterTimings, type NodeHeartbeat, type StoredAssignment } from './cluster-store.ts';
 import { catchUpPartition } from './partition-catch-up.ts';
@@ -14,6 +14,8 @@ export interface ClusterHost {
   readonly partitions: number;
   /** Runs a command on this node's shard and resolves once JetStream holds its events. */
   runLocally(partition: number, envelope: CommandEnvelope): Promise<CommandResult>;
+  /** Answers a read of an aggregate from this node's shard. */
+  readLocally(partition: number, request: ShardRequest): Promise<ShardResponse>;
   /** The relay's published seq as recorded in the log: events after it were never confirmed. */
   publishedRecord(partition: number): Promise<number>;
   truncatePartition(partition: number, after: number): Promise<number>;
@@ -52,7 +54,7 @@ interface LocalPartition {
   state: LocalState;
   epoch: number;
   inFlight: number;
-  subscription?: Subscription;
+  subscriptions: Subscription[];
 }
 
 export interface ClusterCounters {
@@ -74,7 +76,7 @@ export interface ClusterStatus {
   counters: ClusterCounters;
 }
 
-type ForwardReply = { ok: true; result: CommandResult } | { ok: false; error: SerializedError; notOwner?: true };
+type ForwardReply<T = CommandResult> = { ok: true; result: T } | { ok: false; error: SerializedError; notOwner?: true };
 
 const defaultTimings: ClusterTimings = { heartbeatMs: 500, deadAfterMs: 3_000 };
 
@@ -168,17 +170,26 @@ export class ClusterNode {
    * Runs a command wherever its partition is served: here, or forwarded to the owner. While
    * the partition moves, waits (bounded), then fails with SHARDLOG_PARTITION_MOVING.
    */
-  async submit(partition: number, envelope: CommandEnvelope): Promise<CommandResult> {
+  submit(partition: number, envelope: CommandEnvelope): Promise<CommandResult> {
+    return this.route(partition, 'cmd', envelope, (local) => this.runServing(partition, local, envelope));
+  }
+
+  /** Reads an aggregate on the node that serves its partition (this node's copy of it may be stale). */
+  read(partition: number, request: ShardRequest): Promise<ShardResponse> {
+    return this.route(partition, 'read', request, () => this.options.host.readLocally(partition, request));
+  }
+
+  private async route<T>(partition: number, kind: 'cmd' | 'read', payload: unknown, runHere: (local: LocalPartition) => Promise<T>): Promise<T> {
     const deadline = Date.now() + (this.options.moveWaitMs ?? 5_000);
     for (let attempt = 0; ; attempt++) {
       if (this.stopped) throw makeError('SHARDLOG_CLOSED', 'the node is leaving the cluster');
       const local = this.local.get(partition);
-      if (local?.state === 'serving') return this.runServing(partition, local, envelope);
+      if (local?.state === 'serving') return runHere(local);
       if (local === undefined) {
         const owner = this.assignments.get(partition)?.assignment.owner;
         if (owner !== undefined && owner !== this.nodeId) {
-          const reply = await this.forward(partition, envelope, deadline);
-          if (reply !== undefined) return reply;
+          const reply = await this.forward<T>(partition, kind, payload, deadline);
+          if (reply !== undefined) return reply.value;
         }
       }
       if (Date.now() >= deadline) {
@@ -198,37 +209,35 @@ export class ClusterNode {
     }
   }
 
-  /** A forwarded command's reply, or undefined when nobody serves the partition right now (try again). */
-  private async forward(partition: number, envelope: CommandEnvelope, deadline: number): Promise<CommandResult | undefined> {
+  /** The owner's answer, or undefined when nobody serves the partition right now (try again). */
+  private async forward<T>(partition: number, kind: 'cmd' | 'read', payload: unknown, deadline: number): Promise<{ value: T } | undefined> {
     let bytes: Uint8Array;
     try {
-      const message = await this.nc.request(`${this.options.prefix}.cmd.${partition}`, encodeWire(envelope), { timeout: Math.max(1_000, deadline - Date.now() + 5_000) });
+      const message = await this.nc.request(`${this.options.prefix}.${kind}.${partition}`, encodeWire(payload), { timeout: Math.max(1_000, deadline - Date.now() + 5_000) });
       bytes = message.data;
     } catch (error) {
       const text = error instanceof Error ? `${error.name} ${error.message} ${String((error as { code?: unknown }).code)}` : String(error);
       if (/no responders|503/i.test(text)) return undefined;
+      if (kind === 'read') throw makeError('SHARDLOG_PARTITION_MOVING', `the owner of partition ${partition} did not answer (${text})`, { partition, retryAfterMs: 1_000 }, error);
       this.counters.forwardedFailed++;
       throw makeError('SHARDLOG_OUTCOME_UNKNOWN', `forwarding to the owner of partition ${partition} failed (${text}): it may or may not have run, retry with the same command id`, { partition }, error);
     }
-    const reply = decodeWire<ForwardReply>(bytes);
-    if (reply.ok) {
-      this.counters.forwarded++;
-      return reply.result;
-    }
-    if (reply.notOwner === true) return undefined;
-    this.counters.forwarded++;
+    const reply = decodeWire<ForwardReply<T>>(bytes);
+    if (!reply.ok && reply.notOwner === true) return undefined;
+    if (kind === 'cmd') this.counters.forwarded++;
+    if (reply.ok) return { value: reply.result };
     throw deserializeError(reply.error);
   }
 
-  /** The owner's side of forwarding: run the command if this node serves the partition, else say it does not. */
-  private async serveForwarded(partition: number, data: Uint8Array): Promise<Uint8Array> {
-    const envelope = decodeWire<CommandEnvelope>(data);
+  /** The owner's side of forwarding: answer if this node serves the partition, else say it does not. */
+  private async serveForwarded(partition: number, kind: 'cmd' | 'read', data: Uint8Array): Promise<Uint8Array> {
     const deadline = Date.now() + 2_000;
     for (;;) {
       const local = this.local.get(partition);
-      if (local?.state === 'serving') {
+      if (local?.state === 'serving' || (kind === 'read' && local?.state === 'releasing')) {
         try {
-          return encodeWire({ ok: true, result: await this.runServing(partition, local, envelope) } satisfies ForwardReply);
+          const result = kind === 'cmd' ? await this.runServing(partition, local, decodeWire<CommandEnvelope>(data)) : await this.options.host.readLocally(partition, decodeWire<ShardRequest>(data));
+          return encodeWire({ ok: true, result } satisfies ForwardReply<unknown>);
         } catch (error) {
           const shardlogError = error instanceof ShardlogError ? error : makeError('SHARDLOG_INTERNAL', error instanceof Error ? error.message : String(error));
           return encodeWire({ ok: false, error: serializeError(shardlogError) } satisfies ForwardReply);
@@ -305,7 +314,7 @@ export class ClusterNode {
 
   private async acquire(partition: number, epoch: number): Promise<void> {
     const started = Date.now();
-    const local: LocalPartition = { state: 'acquiring', epoch, inFlight: 0 };
+    const local: LocalPartition = { state: 'acquiring', epoch, inFlight: 0, subscriptions: [] };
     this.local.set(partition, local);
     try {
       const published = await this.options.host.publishedRecord(partition);
@@ -323,12 +332,15 @@ export class ClusterNode {
       });
       if (this.local.get(partition) !== local || this.stopped) return;
       this.options.host.adoptPartition(partition, head);
-      local.subscription = this.nc.subscribe(`${this.options.prefix}.cmd.${partition}`, {
-        callback: (error, message) => {
-          if (error !== null) return;
-          void this.serveForwarded(partition, message.data).then((reply) => message.respond(reply));
-        },
-      });
+      for (const kind of ['cmd', 'read'] as const) {
+        const subscription = this.nc.subscribe(`${this.options.prefix}.${kind}.${partition}`, {
+          callback: (error, message) => {
+            if (error !== null) return;
+            void this.serveForwarded(partition, kind, message.data).then((reply) => message.respond(reply));
+          },
+        });
+        local.subscriptions.push(subscription);
+      }
       local.state = 'serving';
       this.counters.handoffsIn++;
       this.counters.lastHandoffMs = Date.now() - started;
@@ -370,7 +382,7 @@ export class ClusterNode {
     const local = this.local.get(partition);
     if (local === undefined) return;
     this.local.delete(partition);
-    local.subscription?.unsubscribe();
+    for (const subscription of local.subscriptions) subscription.unsubscribe();
     await this.options.host.releasePartition(partition);
     if (why !== undefined) this.options.logger.warn({ partition, epoch: local.epoch }, `stopped serving a partition: ${why}`);
     this.notifyChange();
@@ -453,7 +465,7 @@ export class ClusterNode {
     this.stopped = true;
     clearInterval(this.timer);
     for (const stop of this.stopWatches) stop();
-    for (const local of this.local.values()) local.subscription?.unsubscribe();
+    for (const local of this.local.values()) for (const subscription of local.subscriptions) subscription.unsubscribe();
     await Promise.race([Promise.allSettled([...this.work.values()]), sleep(2_000)]);
     await this.store.forgetNode(this.nodeId).catch(() => undefined);
     if (this.leaderRevision !== undefined) await this.store.resign(this.nodeId).catch(() => undefined);

@@ -9,7 +9,7 @@ import type { BusEvent } from '../bus/bus-event.ts';
 import { newCommandId } from '../command-id.ts';
 import { deserializeError, makeError, type ShardlogError } from '../errors.ts';
 import { assertValidId, partitionOf, shardOf, streamName } from '../partitioning.ts';
-import type { CommandEnvelope, CommandResult, Durability, ShardRequest, StoredEvent } from '../protocol.ts';
+import type { CommandEnvelope, CommandResult, Durability, ShardRequest, ShardResponse, StoredEvent } from '../protocol.ts';
 import { ClusterNode, type ClusterHost } from '../cluster/cluster-node.ts';
 import type { ClusterTimings } from '../cluster/cluster-store.ts';
 import { openDataDir } from './data-dir.ts';
@@ -397,6 +397,7 @@ export class Runtime<A extends App = App> {
         }
         return result;
       },
+      readLocally: (partition, request) => this.hosts[shardOf(partition, this.hosts.length)]!.request(request),
       publishedRecord: async (partition) => (await this.publishedSeqs()).get(partition) ?? 0,
       truncatePartition: (partition, after) => this.headChange(partition, { type: 'truncate-partition', partition, after }),
       appendReplica: (partition, events) => this.headChange(partition, { type: 'append-replica', partition, events }),
@@ -432,7 +433,7 @@ export class Runtime<A extends App = App> {
     if (query.version !== undefined && !(Number.isSafeInteger(query.version) && query.version >= 0)) {
       throw makeError('SHARDLOG_INVALID_QUERY', 'version must be a non-negative integer');
     }
-    const response = await this.hostFor(query.aggregate, query.id).request({
+    const response = await this.readAggregate(query.aggregate, query.id, {
       type: 'state',
       aggregate: query.aggregate,
       id: query.id,
@@ -450,7 +451,7 @@ export class Runtime<A extends App = App> {
     assertValidId(query.id);
     const after = checkedCount('after', query.after ?? 0, 0, Number.MAX_SAFE_INTEGER);
     const limit = checkedCount('limit', query.limit ?? 100, 1, maxPageSize);
-    const response = await this.hostFor(query.aggregate, query.id).request({ type: 'stream-events', aggregate: query.aggregate, id: query.id, after, limit });
+    const response = await this.readAggregate(query.aggregate, query.id, { type: 'stream-events', aggregate: query.aggregate, id: query.id, after, limit });
     if (response.type !== 'events') throw new Error(`unexpected ${response.type} response`);
     return { events: response.events };
   }
@@ -539,12 +540,12 @@ export class Runtime<A extends App = App> {
     return aggregateNamed(this.app, name);
   }
 
-  private shardFor(aggregate: string, id: string): number {
-    return shardOf(partitionOf(streamName(aggregate, id), this.partitions), this.hosts.length);
-  }
 
-  private hostFor(aggregate: string, id: string): ShardHost {
-    return this.hosts[this.shardFor(aggregate, id)]!;
+  /** In a cluster, an aggregate is read where its partition is served: this node's copy may be behind. */
+  private readAggregate(aggregate: string, id: string, request: ShardRequest): Promise<ShardResponse> {
+    const partition = partitionOf(streamName(aggregate, id), this.partitions);
+    if (this.clusterNode !== undefined) return this.clusterNode.read(partition, request);
+    return this.hosts[shardOf(partition, this.hosts.length)]!.request(request);
   }
 }
 

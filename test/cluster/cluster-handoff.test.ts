@@ -48,6 +48,15 @@ async function send(url: string, path: string, json: unknown, key: string): Prom
 }
 
 describe('a cluster of nodes on one NATS', () => {
+  it('refuses a node started with another partition count than the cluster was created with', async () => {
+    const first = await startMember('p-check');
+    await expect(startTestNode({ nodeId: 'p-wrong', nats: { servers: nats.url, prefix: 'shardlog' }, cluster: true, partitions: 4 })).rejects.toThrow(
+      /created with 8 partitions and this node has 4/,
+    );
+    await first.node.leave();
+    nodes.splice(nodes.indexOf(first), 1);
+  });
+
   it('shares the partitions, forwards commands, and hands partitions off on join and leave without losing or repeating one', async () => {
     const a = await startMember('node-a');
     expect(await settled([a])).toEqual([8]);
@@ -92,6 +101,19 @@ describe('a cluster of nodes on one NATS', () => {
     expect(streamInvariants(events)).toEqual([]);
     expect(events.filter((event) => event.type === 'Deposited')).toHaveLength(sent);
     expect(events.filter((event) => event.type === 'AccountOpened')).toHaveLength(accounts.length);
+
+    // Any node answers an aggregate read from the partition's owner, whichever node that is now.
+    const versions = new Map<string, number>();
+    for (const event of events) versions.set(event.id, event.version);
+    for (const member of [a, c]) {
+      for (const id of accounts) {
+        const read = await http(`${member.url}/aggregates/account/${id}`);
+        expect(read.status).toBe(200);
+        expect((read.body as { version: number }).version).toBe(versions.get(id));
+        const history = await http(`${member.url}/aggregates/account/${id}/events?limit=1000`);
+        expect((history.body as { events: unknown[] }).events).toHaveLength(versions.get(id)!);
+      }
+    }
 
     // A repeat of an acknowledged command, sent to any node after its partition moved, applies nothing.
     expect(await send(c.url, `/commands/account/${accounts[0]}/deposit`, { amount: 1 }, 'dep-0')).toBe(200);

@@ -1,4 +1,6 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { createServer, Socket } from 'node:net';
 import { makeTempDir } from './temp-dir.ts';
 
@@ -40,16 +42,35 @@ function accepts(port: number): Promise<boolean> {
   });
 }
 
-/** A real nats-server with JetStream on a free loopback port and a temp store dir. */
+/** nats-server's version, e.g. [2, 9, 10]. */
+function serverVersion(): number[] {
+  const printed = execFileSync('nats-server', ['--version'], { encoding: 'utf8' });
+  return (/v(\d+)\.(\d+)\.(\d+)/.exec(printed) ?? []).slice(1).map(Number);
+}
+
+/**
+ * Servers from 2.10 fsync every JetStream write before acknowledging it when told
+ * `sync_interval: always`; 2.9 (Debian's) has no such setting and syncs every 2 minutes.
+ */
+function syncAlwaysConfig(dir: string): string[] {
+  const [major = 0, minor = 0] = serverVersion();
+  if (major < 2 || (major === 2 && minor < 10)) return [];
+  const file = join(dir, 'sync-always.conf');
+  writeFileSync(file, 'jetstream { sync_interval: always }\n');
+  return ['-c', file];
+}
+
+/** A real nats-server with JetStream on a free loopback port and a temp store dir (fsyncing every write where the server can). */
 export async function startNatsServer(): Promise<NatsServer> {
   const port = await freePort();
   const store = makeTempDir('shardlog-nats-');
+  const config = syncAlwaysConfig(store.dir);
   let child: ChildProcess | undefined;
   let stderr = '';
 
   const start = async (): Promise<void> => {
     stderr = '';
-    const process = spawn('nats-server', ['-js', '-a', '127.0.0.1', '-p', String(port), '-sd', store.dir], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const process = spawn('nats-server', [...config, '-js', '-a', '127.0.0.1', '-p', String(port), '-sd', store.dir], { stdio: ['ignore', 'ignore', 'pipe'] });
     child = process;
     process.stderr.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-4_000)));
     const exited = new Promise<never>((_, reject) => process.once('exit', (code) => reject(new Error(`nats-server exited (${code}) before serving: ${stderr}`))));

@@ -1,9 +1,10 @@
 /** `npm run bench -- <suite…>`: runs the named suites (default: all that exist). */
+import { runCluster } from './cluster.bench.ts';
 import { runCore } from './core.bench.ts';
 import { runHttp } from './http.bench.ts';
 import { runProjections } from './projections.bench.ts';
 
-const suites: Record<string, () => Promise<void>> = { core: runCore, http: runHttp, projections: runProjections };
+const suites: Record<string, () => Promise<void>> = { core: runCore, http: runHttp, projections: runProjections, cluster: runCluster };
 const asked = process.argv.slice(2);
 const unknown = asked.filter((name) => !(name in suites));
 if (unknown.length > 0) {

@@ -9,6 +9,8 @@ export interface Assignment {
   owner: string;
   epoch: number;
   target?: string;
+  /** Set by the target once it has copied the partition from the stream: the owner hands off now, so commands wait only for the last few events. */
+  ready?: true;
 }
 
 export interface PlanInput {

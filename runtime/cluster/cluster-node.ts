@@ -46,6 +46,8 @@ export interface ClusterOptions {
   moveWaitMs?: number;
   /** How long the old owner waits for its in-flight commands and its tail to be in JetStream before giving up a handoff (default 10,000 ms). */
   drainMs?: number;
+  /** How long the owner waits for the target to copy the partition before handing off anyway (default 15,000 ms). */
+  readyWaitMs?: number;
 }
 
 type LocalState = 'acquiring' | 'serving' | 'releasing';
@@ -97,6 +99,10 @@ export class ClusterNode {
   private readonly assignments = new Map<number, StoredAssignment>();
   private readonly lastBeat = new Map<string, { at: number; draining: boolean }>();
   private readonly work = new Map<number, Promise<void>>();
+  /** Partitions copied ahead of a handoff to this node: the stream sequence the copy reached. */
+  private readonly prewarmed = new Map<number, number>();
+  /** When this node, as owner, first saw each partition's current target. */
+  private readonly targetSince = new Map<number, { target: string; at: number }>();
   private readonly changeWaiters = new Set<() => void>();
   private readonly counters: ClusterCounters = { forwarded: 0, forwardedFailed: 0, handoffsIn: 0, handoffsOut: 0, fenced: 0, lastHandoffMs: 0 };
   private readonly timings: ClusterTimings;
@@ -212,11 +218,13 @@ export class ClusterNode {
   /** The owner's answer, or undefined when nobody serves the partition right now (try again). */
   private async forward<T>(partition: number, kind: 'cmd' | 'read', payload: unknown, deadline: number): Promise<{ value: T } | undefined> {
     let bytes: Uint8Array;
+    const timeout = Math.max(1_000, deadline - Date.now()) + 15_000;
+    const sentAt = Date.now();
     try {
-      const message = await this.nc.request(`${this.options.prefix}.${kind}.${partition}`, encodeWire(payload), { timeout: Math.max(1_000, deadline - Date.now() + 5_000) });
+      const message = await this.nc.request(`${this.options.prefix}.${kind}.${partition}`, encodeWire(payload), { timeout });
       bytes = message.data;
     } catch (error) {
-      const text = error instanceof Error ? `${error.name} ${error.message} ${String((error as { code?: unknown }).code)}` : String(error);
+      const text = `${error instanceof Error ? `${error.name}: ${error.message}` : String(error)} after ${Date.now() - sentAt} of ${timeout} ms`;
       if (/no responders|503/i.test(text)) return undefined;
       if (kind === 'read') throw makeError('SHARDLOG_PARTITION_MOVING', `the owner of partition ${partition} did not answer (${text})`, { partition, retryAfterMs: 1_000 }, error);
       this.counters.forwardedFailed++;
@@ -296,6 +304,7 @@ export class ClusterNode {
     const mine = stored?.assignment.owner === this.nodeId;
     if (!mine) {
       if (local !== undefined) await this.drop(partition, 'the assignment names another owner');
+      if (stored !== undefined && stored.assignment.target === this.nodeId && stored.assignment.ready !== true && !this.draining) await this.prewarm(partition, stored);
       return;
     }
     const { assignment, revision } = stored;
@@ -307,9 +316,46 @@ export class ClusterNode {
       await this.acquire(partition, assignment.epoch);
       return;
     }
-    if (assignment.target !== undefined && assignment.target !== this.nodeId && this.local.get(partition)?.state === 'serving') {
+    if (assignment.target === undefined || assignment.target === this.nodeId || this.local.get(partition)?.state !== 'serving') {
+      this.targetSince.delete(partition);
+      return;
+    }
+    const since = this.targetSince.get(partition);
+    if (since?.target !== assignment.target) this.targetSince.set(partition, { target: assignment.target, at: Date.now() });
+    const waited = Date.now() - (this.targetSince.get(partition)?.at ?? Date.now());
+    if (assignment.ready === true || waited >= (this.options.readyWaitMs ?? 15_000) || this.draining) {
+      this.targetSince.delete(partition);
       await this.release(partition, assignment, revision);
     }
+  }
+
+  /**
+   * Copies a partition about to be handed to this node from the stream while its owner still
+   * serves it, then tells the owner (`ready` on the assignment): after the handoff only the
+   * last few events are left to copy, so commands for it wait milliseconds, not the whole copy.
+   */
+  private async prewarm(partition: number, stored: StoredAssignment): Promise<void> {
+    const published = await this.options.host.publishedRecord(partition);
+    const kept = await this.options.host.truncatePartition(partition, published);
+    const copied = await this.copyFromStream(partition, kept);
+    this.prewarmed.set(partition, copied.streamSeq);
+    await this.store.setAssignment(partition, { ...stored.assignment, ready: true }, stored.revision);
+  }
+
+  private copyFromStream(partition: number, localHead: number) {
+    const hint = this.prewarmed.get(partition);
+    return catchUpPartition({
+      js: this.js,
+      jsm: this.jsm,
+      stream: this.stream,
+      prefix: this.options.prefix,
+      partition,
+      localHead,
+      ...(hint === undefined || hint === 0 ? {} : { fromStreamSeq: hint }),
+      append: async (events) => {
+        await this.options.host.appendReplica(partition, events);
+      },
+    });
   }
 
   private async acquire(partition: number, epoch: number): Promise<void> {
@@ -317,19 +363,11 @@ export class ClusterNode {
     const local: LocalPartition = { state: 'acquiring', epoch, inFlight: 0, subscriptions: [] };
     this.local.set(partition, local);
     try {
-      const published = await this.options.host.publishedRecord(partition);
-      const kept = await this.options.host.truncatePartition(partition, published);
-      const head = await catchUpPartition({
-        js: this.js,
-        jsm: this.jsm,
-        stream: this.stream,
-        prefix: this.options.prefix,
-        partition,
-        localHead: kept,
-        append: async (events) => {
-          await this.options.host.appendReplica(partition, events);
-        },
-      });
+      // A prewarmed copy holds only events from the stream, and nothing was written here since.
+      const kept = this.prewarmed.has(partition)
+        ? this.options.host.head(partition)
+        : await this.options.host.truncatePartition(partition, await this.options.host.publishedRecord(partition));
+      const { head } = await this.copyFromStream(partition, kept);
       if (this.local.get(partition) !== local || this.stopped) return;
       this.options.host.adoptPartition(partition, head);
       for (const kind of ['cmd', 'read'] as const) {
@@ -344,6 +382,7 @@ export class ClusterNode {
       local.state = 'serving';
       this.counters.handoffsIn++;
       this.counters.lastHandoffMs = Date.now() - started;
+      this.options.logger.info({ partition, epoch, copied: head - kept, ms: this.counters.lastHandoffMs, prewarmed: this.prewarmed.delete(partition) }, 'serving a partition');
     } catch (error) {
       if (this.local.get(partition) === local) this.local.delete(partition);
       await sleep(250);

@@ -14,6 +14,15 @@ export interface CatchUpOptions {
   append: (events: BusEvent[]) => Promise<void>;
   /** Events per append (default 2,000). */
   chunk?: number;
+  /** A stream sequence at or before the first message still needed (from an earlier copy): saves reading the stream from its start. */
+  fromStreamSeq?: number;
+}
+
+export interface CatchUpResult {
+  /** The partition's last seq now in the local log. */
+  head: number;
+  /** The stream sequence of the last message copied or known to be held (0: none). */
+  streamSeq: number;
 }
 
 /**
@@ -22,16 +31,21 @@ export interface CatchUpOptions {
  * reached. Messages are read with an ordered consumer filtered to the partition's subject;
  * the events the log already has are skipped.
  */
-export async function catchUpPartition(options: CatchUpOptions): Promise<number> {
+export async function catchUpPartition(options: CatchUpOptions): Promise<CatchUpResult> {
   const subject = subjectOf(options.prefix, options.partition);
   const last = await options.jsm.streams.getMessage(options.stream, { last_by_subj: subject });
-  if (last === null) return options.localHead;
+  if (last === null) return { head: options.localHead, streamSeq: 0 };
   const tail = decodeBatch(last.data);
   const tailSeq = tail.events.at(-1)?.seq ?? tail.firstSeq - 1;
   let head = options.localHead;
-  if (tailSeq <= head) return head;
+  if (tailSeq <= head) return { head, streamSeq: last.seq };
   const chunk = options.chunk ?? 2_000;
-  const consumer = await options.js.consumers.get(options.stream, { filter_subjects: subject, deliver_policy: DeliverPolicy.All });
+  const start = options.fromStreamSeq ?? 0;
+  const consumer = await options.js.consumers.get(
+    options.stream,
+    start > 0 ? { filter_subjects: subject, deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: start } : { filter_subjects: subject, deliver_policy: DeliverPolicy.All },
+  );
+  let streamSeq = 0;
   let pending: BusEvent[] = [];
   const flush = async (): Promise<void> => {
     if (pending.length === 0) return;
@@ -45,6 +59,7 @@ export async function catchUpPartition(options: CatchUpOptions): Promise<number>
       let received = 0;
       for await (const message of messages) {
         received++;
+        streamSeq = message.seq;
         for (const event of decodeBatch(message.data).events) {
           if (event.seq <= head) continue;
           if (event.seq !== head + 1) throw new Error(`partition ${options.partition}: the stream jumps from seq ${head} to ${event.seq}`);
@@ -60,5 +75,5 @@ export async function catchUpPartition(options: CatchUpOptions): Promise<number>
   } finally {
     await consumer.delete().catch(() => undefined);
   }
-  return head;
+  return { head, streamSeq };
 }

@@ -1,0 +1,148 @@
+/**
+ * `npm run bench -- cluster`: shardlog nodes as separate processes on one NATS (started here),
+ * 64 partitions, one shard thread each, fsync, deposits over 1,000 accounts sent over HTTP
+ * by this process to every node in turn (so with n nodes about (n−1)/n are forwarded).
+ * - Throughput and p50/p99 with 1, 2 and 3 nodes (closed loop, 64 in flight).
+ * - What a forwarded command adds: one command at a time to a node, for accounts it owns and
+ *   for accounts another node owns.
+ * - One handoff: a third node joins while two serve an open-loop load at half their maximum;
+ *   how long until every partition is served again, and how many commands waited longer
+ *   than the steady p99.
+ * Every node, NATS and this client share this machine's cores: the numbers show the cost of
+ * the cluster machinery, not what more machines would add (README's scaling model does).
+ * Knob: BENCH_SECONDS (per measured phase, default 10).
+ */
+import { clusterReport, partitionOf } from '../runtime/index.ts';
+import { startNatsServer, type NatsServer } from '../test/support/nats-server.ts';
+import { startNodeProcess, type NodeProcess } from '../test/support/node-process.ts';
+import { Latencies, round } from './support/latency.ts';
+import { closedLoop, openLoop } from './support/load.ts';
+import { envNumber, report, type ResultRow } from './support/results.ts';
+
+const accounts = 1_000;
+const partitions = 64;
+const durationMs = envNumber('BENCH_SECONDS', 10) * 1_000;
+
+async function post(url: string, path: string, body: unknown): Promise<void> {
+  const response = await fetch(`${url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  await response.arrayBuffer();
+  if (response.status !== 200) throw new Error(`${path}: ${response.status}`);
+}
+
+function deposit(nodes: NodeProcess[]) {
+  return (index: number) => post(nodes[index % nodes.length]!.url, `/commands/account/acc-${(index * 7919) % accounts}/deposit`, { amount: 1 });
+}
+
+/** Until the nodes serve every partition between them, no handoff under way; returns how long it took. */
+async function settled(nats: NatsServer, nodes: NodeProcess[], timeoutMs = 120_000): Promise<number> {
+  const started = Date.now();
+  const names = new Set(nodes.map((node) => node.nodeId));
+  for (;;) {
+    const report = await clusterReport({ servers: nats.url, prefix: 'shardlog' });
+    const served = await Promise.all(
+      nodes.map(async (node) => ((await (await fetch(`${node.url}/readyz`)).json()) as { cluster: { owned: number; acquiring: number; releasing: number } }).cluster),
+    );
+    const owned = served.reduce((sum, state) => sum + state.owned, 0);
+    const moving = served.some((state) => state.acquiring + state.releasing > 0);
+    if (report !== undefined && owned === partitions && !moving && report.assignments.every((row) => names.has(row.owner) && row.target === null)) return Date.now() - started;
+    if (Date.now() - started > timeoutMs) throw new Error('cluster did not settle');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+async function maxRate(label: string, nodes: NodeProcess[]): Promise<ResultRow> {
+  const result = await closedLoop(deposit(nodes), { inFlight: 64, warmupMs: 2_000, durationMs });
+  return { name: `${label}: deposits, closed loop (64 in flight)`, opsPerSec: round(result.opsPerSec, 0), ...result.latencies.summary(), failures: result.failures };
+}
+
+/** One command at a time to `node`, for accounts whose partition it owns and for accounts another node owns. */
+async function forwardingCost(nats: NatsServer, node: NodeProcess): Promise<ResultRow[]> {
+  const report = (await clusterReport({ servers: nats.url, prefix: 'shardlog' }))!;
+  const owner = new Map(report.assignments.map((row) => [row.partition, row.owner]));
+  const ids = Array.from({ length: accounts }, (_, index) => `acc-${index}`);
+  const local = ids.filter((id) => owner.get(partitionOf(`account/${id}`, partitions)) === node.nodeId);
+  const remote = ids.filter((id) => owner.get(partitionOf(`account/${id}`, partitions)) !== node.nodeId);
+  const measure = async (label: string, pool: string[]): Promise<ResultRow> => {
+    const result = await closedLoop((index) => post(node.url, `/commands/account/${pool[index % pool.length]}/deposit`, { amount: 1 }), {
+      inFlight: 1,
+      warmupMs: 1_000,
+      durationMs: Math.max(3_000, durationMs / 2),
+    });
+    return { name: `2 nodes: one at a time, ${label}`, opsPerSec: round(result.opsPerSec, 0), ...result.latencies.summary() };
+  };
+  return [await measure('partition owned by the receiving node', local), await measure('forwarded to the owner over NATS', remote)];
+}
+
+export async function runCluster(): Promise<void> {
+  const nats = await startNatsServer();
+  const nodes: NodeProcess[] = [];
+  const start = async (nodeId: string) => {
+    const node = await startNodeProcess(nodeId, ['--nats', nats.url, '--partitions', String(partitions), '--shards', '1']);
+    nodes.push(node);
+    return node;
+  };
+  try {
+    const n1 = await start('n1');
+    await settled(nats, [n1]);
+    await Promise.all(Array.from({ length: accounts }, (_, index) => post(n1.url, `/commands/account/acc-${index}/open`, { owner: `owner-${index % 50}` })));
+    const rows: ResultRow[] = [await maxRate('1 node', [n1])];
+
+    const n2 = await start('n2');
+    await settled(nats, [n1, n2]);
+    const two = await maxRate('2 nodes', [n1, n2]);
+    rows.push(two);
+    const [local, forwarded] = await forwardingCost(nats, n1);
+    rows.push(local!, forwarded!);
+
+    // One join under load at half the two-node maximum.
+    const steady = await openLoop(deposit([n1, n2]), { ratePerSec: Math.max(20, Math.round(two.opsPerSec / 2)), durationMs: 5_000 });
+    const threshold = Math.max(steady.latencies.percentile(99), 1);
+    const during = new Latencies();
+    let delayed = 0;
+    const rate = Math.max(20, Math.round(two.opsPerSec / 2));
+    const load = openLoop(
+      async (index) => {
+        const started = performance.now();
+        await deposit([n1, n2])(index);
+        const ms = performance.now() - started;
+        during.record(ms);
+        if (ms > threshold) delayed++;
+      },
+      { ratePerSec: rate, durationMs: Math.max(15_000, durationMs) },
+    );
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    const joinStarted = Date.now();
+    const n3 = await start('n3');
+    await settled(nats, [n1, n2, n3]);
+    const handoffMs = Date.now() - joinStarted;
+    const underJoin = await load;
+    const moved = (await clusterReport({ servers: nats.url, prefix: 'shardlog' }))!.assignments.filter((row) => row.owner === 'n3').length;
+    rows.push({ name: `2 nodes, open loop at ${rate}/s before the join`, opsPerSec: round(steady.opsPerSec, 0), ...steady.latencies.summary() });
+    rows.push({ name: `same load while n3 joins (${moved} partitions move)`, opsPerSec: round(underJoin.opsPerSec, 0), ...during.summary(), failures: underJoin.failures });
+
+    rows.push(await maxRate('3 nodes', [n1, n2, n3]));
+    const [one] = rows;
+    const three = rows.at(-1)!;
+    report('cluster', rows, {
+      setup: { partitions, shardsPerNode: 1, durability: 'fsync', nats: 'nats-server 2.9 on loopback, file storage', client: 'this process, fetch over loopback, each command to the next node in turn' },
+      scaling: { oneNode: one!.opsPerSec, twoNodes: two.opsPerSec, threeNodes: three.opsPerSec, twoOverOne: round(two.opsPerSec / one!.opsPerSec, 2), threeOverOne: round(three.opsPerSec / one!.opsPerSec, 2) },
+      forwarding: { localP50Ms: local!.p50Ms, forwardedP50Ms: forwarded!.p50Ms, addedP50Ms: round(forwarded!.p50Ms - local!.p50Ms, 3), addedP99Ms: round(forwarded!.p99Ms - local!.p99Ms, 3) },
+      handoff: {
+        joinToSettledMs: handoffMs,
+        partitionsMoved: moved,
+        steadyP99Ms: round(threshold, 3),
+        commandsDuringJoin: underJoin.ops,
+        commandsSlowerThanSteadyP99: delayed,
+        maxMsDuringJoin: round(during.percentile(100), 1),
+        failures: underJoin.failures,
+      },
+    });
+  } finally {
+    for (const node of nodes) {
+      node.signal('SIGKILL');
+      await node.exited;
+      node.removeDir();
+    }
+    await nats.stop();
+  }
+}

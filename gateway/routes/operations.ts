@@ -10,7 +10,9 @@ export function operationRoutes(app: FastifyInstance, context: GatewayContext): 
 
   app.get('/readyz', async (_request, reply) => {
     const shards = context.runtime.stats().map(({ shard, status, queued }) => ({ shard, status, queued }));
-    const ready = shards.every((shard) => shard.status === 'serving');
+    const cluster = context.runtime.cluster?.status();
+    // A node leaving the cluster still forwards what it gets, but a load balancer should stop sending.
+    const ready = shards.every((shard) => shard.status === 'serving') && cluster?.draining !== true;
     // Views lagging or halted do not stop this node taking commands; they are shown, not counted.
     const projections = context.runtime.app.projections.length === 0 ? [] : await context.runtime.projections.status().then(
       (all) => all.map(({ name, state, lagEvents, lagMs, deadLetters }) => ({ name, state, lagEvents, lagMs, deadLetters })),
@@ -26,7 +28,6 @@ export function operationRoutes(app: FastifyInstance, context: GatewayContext): 
             lagEvents: context.runtime.busLag().reduce((sum, { head, published }) => sum + Math.max(0, head - published), 0),
             divergedPartitions: context.runtime.busDiverged(),
           };
-    const cluster = context.runtime.cluster?.status();
     return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'unavailable', shards, projections, bus, ...(cluster === undefined ? {} : { cluster }) });
   });
 

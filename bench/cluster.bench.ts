@@ -10,8 +10,10 @@
  *   than the steady p99.
  * Every node, NATS and this client share this machine's cores: the numbers show the cost of
  * the cluster machinery, not what more machines would add (README's scaling model does).
- * Knob: BENCH_SECONDS (per measured phase, default 10).
+ * Knobs: BENCH_SECONDS (per measured phase, default 10); BENCH_NODE_LOG=<pino level> writes
+ * each node's log to bench-cluster-<node>.log in the working directory.
  */
+import { writeFileSync } from 'node:fs';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { clusterReport, partitionOf } from '../runtime/index.ts';
@@ -64,15 +66,22 @@ async function forwardingCost(nats: NatsServer, node: NodeProcess): Promise<Resu
   const ids = Array.from({ length: accounts }, (_, index) => `acc-${index}`);
   const local = ids.filter((id) => owner.get(partitionOf(`account/${id}`, partitions)) === node.nodeId);
   const remote = ids.filter((id) => owner.get(partitionOf(`account/${id}`, partitions)) !== node.nodeId);
-  const measure = async (label: string, pool: string[]): Promise<ResultRow> => {
-    const result = await closedLoop((index) => post(node.url, `/commands/account/${pool[index % pool.length]}/deposit`, { amount: 1 }), {
-      inFlight: 1,
-      warmupMs: 1_000,
-      durationMs: Math.max(3_000, durationMs / 2),
-    });
-    return { name: `2 nodes: one at a time, ${label}`, opsPerSec: round(result.opsPerSec, 0), ...result.latencies.summary() };
-  };
-  return [await measure('partition owned by the receiving node', local), await measure('forwarded to the owner over NATS', remote)];
+  // Interleaved, one at a time, so the machine's noise falls on both alike.
+  const latencies = { local: new Latencies(), forwarded: new Latencies() };
+  const result = await closedLoop(
+    async (index) => {
+      const pool = index % 2 === 0 ? local : remote;
+      const started = performance.now();
+      await post(node.url, `/commands/account/${pool[(index >> 1) % pool.length]}/deposit`, { amount: 1 });
+      (index % 2 === 0 ? latencies.local : latencies.forwarded).record(performance.now() - started);
+    },
+    { inFlight: 1, warmupMs: 1_000, durationMs },
+  );
+  const rate = round(result.opsPerSec / 2, 0);
+  return [
+    { name: '2 nodes: one at a time, partition owned by the receiving node', opsPerSec: rate, ...latencies.local.summary() },
+    { name: '2 nodes: one at a time, forwarded to the owner over NATS', opsPerSec: rate, ...latencies.forwarded.summary() },
+  ];
 }
 
 /**
@@ -104,7 +113,7 @@ export async function runCluster(): Promise<void> {
   const nats = await startNatsServer();
   const nodes: NodeProcess[] = [];
   const start = async (nodeId: string) => {
-    const node = await startNodeProcess(nodeId, ['--nats', nats.url, '--partitions', String(partitions), '--shards', '1']);
+    const node = await startNodeProcess(nodeId, ['--nats', nats.url, '--partitions', String(partitions), '--shards', '1', '--log-level', process.env.BENCH_NODE_LOG ?? 'warn']);
     nodes.push(node);
     return node;
   };
@@ -175,6 +184,7 @@ export async function runCluster(): Promise<void> {
     });
   } finally {
     for (const node of nodes) {
+      if (process.env.BENCH_NODE_LOG !== undefined) writeFileSync(`bench-cluster-${node.nodeId}.log`, node.output());
       node.signal('SIGKILL');
       await node.exited;
       node.removeDir();

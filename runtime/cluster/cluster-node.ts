@@ -4,6 +4,7 @@ import type { BusEvent } from '../bus/bus-event.ts';
 import { ensureEventStream } from '../bus/jetstream-relay.ts';
 import { decodeWire, encodeWire } from '../codec.ts';
 import { deserializeError, makeError, serializeError, ShardlogError, type SerializedError } from '../errors.ts';
+import type { CommandRecord } from '../host/runtime.ts';
 import type { CommandEnvelope, CommandResult, ShardRequest, ShardResponse } from '../protocol.ts';
 import { planAssignments, type Assignment } from './assignment-plan.ts';
 import { ClusterStore, type ClusterTimings, type NodeHeartbeat, type StoredAssignment } from './cluster-store.ts';
@@ -14,6 +15,8 @@ export interface ClusterHost {
   readonly partitions: number;
   /** Runs a command on this node's shard and resolves once JetStream holds its events. */
   runLocally(partition: number, envelope: CommandEnvelope): Promise<CommandResult>;
+  /** This node's confirmed record of a command id, if it has one. */
+  commandRecord(commandId: string): Promise<CommandRecord | undefined>;
   /** Answers a read of an aggregate from this node's shard. */
   readLocally(partition: number, request: ShardRequest): Promise<ShardResponse>;
   /** The relay's published seq as recorded in the log: events after it were never confirmed. */
@@ -133,6 +136,7 @@ export class ClusterNode {
       const jsm = await jetstreamManager(nc);
       const node = new ClusterNode(options, nc, store, jetstream(nc), jsm);
       node.stream = await ensureEventStream(jsm, options.prefix);
+      node.answerCommandLookups();
       await node.beat();
       node.stopWatches.push(await store.watchHeartbeats((nodeId, beat) => node.onHeartbeat(nodeId, beat)));
       node.stopWatches.push(await store.watchAssignments((partition, stored) => node.onAssignment(partition, stored)));
@@ -258,6 +262,34 @@ export class ClusterNode {
     }
   }
 
+  /**
+   * Asks every other node for a command id's record (`GET /commands/:id` sent to another node
+   * than the one that ran it). Only a node that has a confirmed record answers; silence for
+   * half a second means none has.
+   */
+  async findCommand(commandId: string): Promise<CommandRecord | undefined> {
+    try {
+      const message = await this.nc.request(`${this.options.prefix}.outcome`, encodeWire(commandId), { timeout: 500 });
+      return decodeWire<CommandRecord>(message.data);
+    } catch {
+      return undefined;
+    }
+  }
+
+  private answerCommandLookups(): void {
+    this.nc.subscribe(`${this.options.prefix}.outcome`, {
+      callback: (error, message) => {
+        if (error !== null) return;
+        void this.options.host
+          .commandRecord(decodeWire<string>(message.data))
+          .then((record) => {
+            if (record !== undefined) message.respond(encodeWire(record));
+          })
+          .catch(() => undefined);
+      },
+    });
+  }
+
   private changed(timeoutMs: number): Promise<void> {
     return new Promise((resolve) => {
       const done = (): void => {
@@ -335,11 +367,12 @@ export class ClusterNode {
    * last few events are left to copy, so commands for it wait milliseconds, not the whole copy.
    */
   private async prewarm(partition: number, stored: StoredAssignment): Promise<void> {
-    const published = await this.options.host.publishedRecord(partition);
-    const kept = await this.options.host.truncatePartition(partition, published);
+    const started = Date.now();
+    const kept = this.prewarmed.has(partition) ? this.options.host.head(partition) : await this.options.host.truncatePartition(partition, await this.options.host.publishedRecord(partition));
     const copied = await this.copyFromStream(partition, kept);
     this.prewarmed.set(partition, copied.streamSeq);
-    await this.store.setAssignment(partition, { ...stored.assignment, ready: true }, stored.revision);
+    const marked = await this.store.setAssignment(partition, { ...stored.assignment, ready: true }, stored.revision);
+    this.options.logger.info({ partition, copied: copied.head - kept, ms: Date.now() - started, marked }, 'copied a partition ahead of its handoff');
   }
 
   private copyFromStream(partition: number, localHead: number) {

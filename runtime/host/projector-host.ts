@@ -26,8 +26,8 @@ export interface ProjectorHostOptions {
   subscribe(listener: (heads: readonly number[]) => void): () => void;
   /** The last committed seq of a partition, for "how far behind" answers. */
   head(partition: number): number;
-  /** Consume the JetStream event stream instead of tailing the shard files. */
-  nats?: { servers: string; prefix: string } | undefined;
+  /** Consume the JetStream event stream instead of tailing the shard files (`partialLogs`: a cluster node's files hold only some partitions). */
+  nats?: { servers: string; prefix: string; partialLogs?: boolean } | undefined;
 }
 
 /**

@@ -9,7 +9,7 @@ import type { BusEvent } from '../bus/bus-event.ts';
 import { newCommandId } from '../command-id.ts';
 import { deserializeError, makeError, type ShardlogError } from '../errors.ts';
 import { assertValidId, partitionOf, shardOf, streamName } from '../partitioning.ts';
-import type { CommandEnvelope, CommandResult, Durability, ShardRequest, ShardResponse, StoredEvent } from '../protocol.ts';
+import type { CommandEnvelope, CommandReply, CommandResult, Durability, ShardRequest, ShardResponse, StoredEvent } from '../protocol.ts';
 import { ClusterNode, type ClusterHost } from '../cluster/cluster-node.ts';
 import type { ClusterTimings } from '../cluster/cluster-store.ts';
 import { openDataDir } from './data-dir.ts';
@@ -102,6 +102,13 @@ export interface PreparedCommand {
 
 /** `heads`: [partition, last seq, …] of a commit; `events`: its events, when a JetStream relay asked the shards for them. */
 export type CommitListener = (heads: readonly number[], events?: readonly BusEvent[]) => void;
+
+/** A command id's record in a shard log: its reply and the aggregate it ran on. */
+export interface CommandRecord {
+  reply: CommandReply;
+  aggregate: string;
+  id: string;
+}
 
 export interface DispatchResult extends CommandResult {
   commandId: string;
@@ -247,7 +254,7 @@ export class Runtime<A extends App = App> {
       logger,
       subscribe: (listener) => this.onCommit(listener),
       head: (partition) => this.head(partition),
-      nats,
+      nats: nats === undefined ? undefined : { ...nats, partialLogs: cluster !== undefined },
     });
   }
 
@@ -397,6 +404,7 @@ export class Runtime<A extends App = App> {
         }
         return result;
       },
+      commandRecord: (commandId) => this.localCommandRecord(commandId),
       readLocally: (partition, request) => this.hosts[shardOf(partition, this.hosts.length)]!.request(request),
       publishedRecord: async (partition) => (await this.publishedSeqs()).get(partition) ?? 0,
       truncatePartition: (partition, after) => this.headChange(partition, { type: 'truncate-partition', partition, after }),
@@ -475,6 +483,20 @@ export class Runtime<A extends App = App> {
   async commandOutcome(commandId: string): Promise<CommandOutcome | undefined> {
     this.assertOpen();
     assertValidCommandId(commandId);
+    const record = (await this.localCommandRecord(commandId)) ?? (await this.clusterNode?.findCommand(commandId));
+    if (record === undefined) return undefined;
+    const { reply, aggregate, id } = record;
+    return reply.ok
+      ? { status: 'committed', aggregate, id, result: { commandId, ...reply.result } }
+      : { status: 'rejected', aggregate, id, error: deserializeError(reply.error) };
+  }
+
+  /**
+   * This node's record of a command id. In a cluster a committed record counts only once
+   * JetStream has confirmed its events: a record past that may belong to a write that was
+   * fenced, or is not acknowledged yet.
+   */
+  async localCommandRecord(commandId: string): Promise<CommandRecord | undefined> {
     const settled = await Promise.allSettled(this.hosts.map((host) => host.request({ type: 'command', commandId })));
     let failure: unknown;
     for (const outcome of settled) {
@@ -484,10 +506,13 @@ export class Runtime<A extends App = App> {
       }
       const answer = outcome.value;
       if (answer.type !== 'command' || answer.reply === null || answer.aggregate === null || answer.id === null) continue;
-      const { reply, aggregate, id } = answer;
-      return reply.ok
-        ? { status: 'committed', aggregate, id, result: { commandId, ...reply.result } }
-        : { status: 'rejected', aggregate, id, error: deserializeError(reply.error) };
+      const record = { reply: answer.reply, aggregate: answer.aggregate, id: answer.id };
+      const position = record.reply.ok ? record.reply.result.position : null;
+      if (this.clusterNode !== undefined && position !== null) {
+        const [partition, seq] = position.split(':').map(Number) as [number, number];
+        if (seq > ((await this.publishedSeqs()).get(partition) ?? 0)) return undefined;
+      }
+      return record;
     }
     // Not found anywhere that answered: if a shard could not answer, the record may be there.
     if (failure !== undefined) throw failure instanceof Error ? failure : new Error('a shard could not answer');

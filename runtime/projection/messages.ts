@@ -7,8 +7,12 @@ export interface ProjectorWorkerData {
   shards: number;
   partitions: number;
   appModule: string;
-  /** Consume the JetStream event stream instead of tailing the shard files. */
-  nats?: { servers: string; prefix: string } | undefined;
+  /**
+   * Consume the JetStream event stream instead of tailing the shard files. `partialLogs`: the
+   * shard files hold only some partitions (a cluster node), so a rebuild, which reads them,
+   * is completed from the whole stream after it switches.
+   */
+  nats?: { servers: string; prefix: string; partialLogs?: boolean } | undefined;
 }
 
 export type ProjectorCall =

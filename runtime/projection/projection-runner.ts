@@ -49,6 +49,8 @@ export class ProjectionRunner {
   private olderVersionsDropped = false;
   /** Set when a JetStream feed, not this runner's file reads, keeps the serving projector current. */
   feed: ServingFeed | undefined;
+  /** The shard files hold only some partitions (a cluster node): after a rebuild the feed reads the whole stream, applying what the files lacked. */
+  partialLogs = false;
 
   constructor(
     private readonly app: App,
@@ -147,8 +149,9 @@ export class ProjectionRunner {
     const job = this.rebuildJob!;
     await this.hooks.closeReaders(this.projection.name);
     await this.feed?.suspend();
-    // The new build has applied at least everything the old one had from the stream.
-    const streamPosition = this.serving.streamPosition();
+    // The new build has applied at least everything the old one had from the stream, unless
+    // the files it read lack partitions: then the whole stream is read again (checkpoints skip what it has).
+    const streamPosition = this.partialLogs ? 0 : this.serving.streamPosition();
     this.serving.close();
     job.projector.closeForRename();
     removeDatabase(this.file);

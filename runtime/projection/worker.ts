@@ -58,6 +58,7 @@ if (config.nats !== undefined) {
   const logger = { warn: (details: object, message: string) => send({ type: 'log', level: 'warn', details, message }), error: (details: object, message: string) => send({ type: 'log', level: 'error', details, message }) };
   for (const runner of runners.values()) {
     runner.feed = new JetStreamFeed(() => runner.serving, { servers, prefix, logger, onProgress: () => reportProgress() });
+    runner.partialLogs = config.nats.partialLogs === true;
     void runner.feed.start();
   }
 }

@@ -115,6 +115,33 @@ describe('a cluster of nodes on one NATS', () => {
       }
     }
 
+    // A rebuild on a node whose files hold only some partitions still ends equal to the fold of the stream.
+    const balances = new Map<string, number>();
+    for (const event of events) if (event.type === 'Deposited') balances.set(event.id, (balances.get(event.id) ?? 0) + (event.data as { amount: number }).amount);
+    const projections = c.node.runtime.projections;
+    const rebuildStarted = Date.now();
+    await projections.rebuild('account-balances');
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const status = await projections.statusOf('account-balances');
+      const rebuilt = status.lastRebuild !== null && Date.parse(status.lastRebuild.finishedAt) >= rebuildStarted - 1_000;
+      const docs = accounts.map((id) => (projections.get('account-balances', id) as { balance: number } | undefined)?.balance ?? 0);
+      if (rebuilt && docs.every((balance, index) => balance === (balances.get(accounts[index]!) ?? 0))) break;
+      if (Date.now() > deadline) throw new Error(`rebuild on c incomplete: ${JSON.stringify({ rebuilt, docs })}`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+
+    // A command accepted asynchronously by one node can be looked up on another.
+    const accepted = await http(`${a.url}/commands/account/${accounts[1]}/deposit`, { method: 'POST', json: { amount: 1 }, headers: { prefer: 'respond-async', 'idempotency-key': 'async-1' } });
+    expect(accepted.status).toBe(202);
+    let lookup = await http(`${c.url}/commands/async-1`);
+    for (const until = Date.now() + 10_000; lookup.status === 404 && Date.now() < until; ) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      lookup = await http(`${c.url}/commands/async-1`);
+    }
+    expect(lookup.body).toMatchObject({ commandId: 'async-1', status: 'committed' });
+    sent++;
+
     // A repeat of an acknowledged command, sent to any node after its partition moved, applies nothing.
     expect(await send(c.url, `/commands/account/${accounts[0]}/deposit`, { amount: 1 }, 'dep-0')).toBe(200);
     expect((await streamEvents(nats.url)).filter((event) => event.type === 'Deposited')).toHaveLength(sent);

@@ -73,9 +73,10 @@ export async function openLoop(operation: (index: number) => Promise<unknown>, o
             ops += 1;
             latencies.record(performance.now() - intended);
           },
-          () => {
+          (error: unknown) => {
             outstanding -= 1;
             failures += 1;
+            if (process.env.BENCH_SHOW_FAILURES === '1') console.error(error instanceof Error ? error.message : String(error));
           },
         ),
       );

@@ -29,7 +29,7 @@ export interface ConsumeOptions {
  * it opens a new one right after the last message it handed over.
  */
 export async function consumePartitionBatches(options: ConsumeOptions): Promise<{ close(): Promise<void> }> {
-  const nc = await connect({ servers: options.servers, maxReconnectAttempts: -1, reconnectTimeWait: 250, name: 'shardlog-projector' });
+  const nc = await connect({ servers: options.servers, maxReconnectAttempts: -1, reconnectTimeWait: 250, noAsyncTraces: true, name: 'shardlog-projector' });
   let stream: string;
   try {
     stream = await ensureEventStream(await jetstreamManager(nc), options.prefix);

@@ -179,6 +179,8 @@ export class JetStreamRelay {
       };
       const timer = setTimeout(() => {
         this.publishWaiters.remove(waiter);
+        const { head, published, synced, fenced, pumping, subjectSeq } = this.state(partition);
+        this.options.logger.warn({ partition, seq, head, published, synced, fenced, pumping, subjectSeq, connected: this.isConnected }, 'JetStream did not confirm a committed command in time');
         reject(
           makeError('SHARDLOG_OUTCOME_UNKNOWN', `committed on this node, but JetStream did not confirm partition ${partition} up to seq ${seq} within ${timeoutMs} ms: retry with the same command id`, {
             partition,
@@ -233,7 +235,7 @@ export class JetStreamRelay {
   private async connectLoop(): Promise<void> {
     for (let attempt = 0; !this.stopped; attempt++) {
       try {
-        const nc = await connect({ servers: this.options.servers, maxReconnectAttempts: -1, reconnectTimeWait: 250, name: 'shardlog-relay' });
+        const nc = await connect({ servers: this.options.servers, maxReconnectAttempts: -1, reconnectTimeWait: 250, noAsyncTraces: true, name: 'shardlog-relay' });
         if (this.stopped) {
           await nc.close();
           return;

@@ -102,6 +102,8 @@ export class ClusterNode {
   private readonly assignments = new Map<number, StoredAssignment>();
   private readonly lastBeat = new Map<string, { at: number; draining: boolean }>();
   private readonly work = new Map<number, Promise<void>>();
+  /** Forwarded requests being answered: a leaving node answers them all before it closes its connection. */
+  private readonly answering = new Set<Promise<void>>();
   /** Partitions copied ahead of a handoff to this node: the stream sequence the copy reached. */
   private readonly prewarmed = new Map<number, number>();
   /** When this node, as owner, first saw each partition's current target. */
@@ -110,6 +112,8 @@ export class ClusterNode {
   private readonly counters: ClusterCounters = { forwarded: 0, forwardedFailed: 0, handoffsIn: 0, handoffsOut: 0, fenced: 0, lastHandoffMs: 0 };
   private readonly timings: ClusterTimings;
   private leaderRevision: number | undefined;
+  /** When this node's NATS connection last came back: heartbeats seen before then are stale. */
+  private reconnectedAt = 0;
   private draining = false;
   private stopped = false;
   private readonly startedAt = Date.now();
@@ -129,7 +133,7 @@ export class ClusterNode {
 
   static async start(options: ClusterOptions): Promise<ClusterNode> {
     const timings = { ...defaultTimings, ...options.timings };
-    const nc = await connect({ servers: options.servers, maxReconnectAttempts: -1, reconnectTimeWait: 250, name: `shardlog-cluster-${options.nodeId}` });
+    const nc = await connect({ servers: options.servers, maxReconnectAttempts: -1, reconnectTimeWait: 250, noAsyncTraces: true, name: `shardlog-cluster-${options.nodeId}` });
     try {
       const store = await ClusterStore.open(nc, options.prefix, timings);
       await store.checkPartitionCount(options.host.partitions);
@@ -137,6 +141,7 @@ export class ClusterNode {
       const node = new ClusterNode(options, nc, store, jetstream(nc), jsm);
       node.stream = await ensureEventStream(jsm, options.prefix);
       node.answerCommandLookups();
+      void node.watchConnection();
       await node.beat();
       node.stopWatches.push(await store.watchHeartbeats((nodeId, beat) => node.onHeartbeat(nodeId, beat)));
       node.stopWatches.push(await store.watchAssignments((partition, stored) => node.onAssignment(partition, stored)));
@@ -290,6 +295,13 @@ export class ClusterNode {
     });
   }
 
+  private async watchConnection(): Promise<void> {
+    for await (const status of this.nc.status()) {
+      if (status.type === 'reconnect') this.reconnectedAt = Date.now();
+      else if (status.type === 'disconnect') this.options.logger.warn({ nodeId: this.nodeId }, 'cluster lost NATS: commands for this node’s partitions fail until it is back (no PubAck, no acknowledgement)');
+    }
+  }
+
   private changed(timeoutMs: number): Promise<void> {
     return new Promise((resolve) => {
       const done = (): void => {
@@ -355,7 +367,7 @@ export class ClusterNode {
     const since = this.targetSince.get(partition);
     if (since?.target !== assignment.target) this.targetSince.set(partition, { target: assignment.target, at: Date.now() });
     const waited = Date.now() - (this.targetSince.get(partition)?.at ?? Date.now());
-    if (assignment.ready === true || waited >= (this.options.readyWaitMs ?? 15_000) || this.draining) {
+    if (assignment.ready === true || waited >= (this.options.readyWaitMs ?? 15_000)) {
       this.targetSince.delete(partition);
       await this.release(partition, assignment, revision);
     }
@@ -407,7 +419,13 @@ export class ClusterNode {
         const subscription = this.nc.subscribe(`${this.options.prefix}.${kind}.${partition}`, {
           callback: (error, message) => {
             if (error !== null) return;
-            void this.serveForwarded(partition, kind, message.data).then((reply) => message.respond(reply));
+            const answer = this.serveForwarded(partition, kind, message.data)
+              .then((reply) => {
+                message.respond(reply);
+              })
+              .catch((failure: unknown) => this.options.logger.warn({ err: failure, partition }, 'could not answer a forwarded request'))
+              .finally(() => this.answering.delete(answer));
+            this.answering.add(answer);
           },
         });
         local.subscriptions.push(subscription);
@@ -502,7 +520,12 @@ export class ClusterNode {
     alive.add(this.nodeId);
     if (!this.draining && !candidates.includes(this.nodeId)) candidates.push(this.nodeId);
     const current = new Map([...this.assignments].map(([partition, { assignment }]) => [partition, assignment]));
-    const changes = planAssignments({ partitions: this.options.host.partitions, current, alive, candidates });
+    let changes = planAssignments({ partitions: this.options.host.partitions, current, alive, candidates });
+    if (now - this.reconnectedAt < this.timings.deadAfterMs) {
+      // Back after losing NATS: every heartbeat seen before is stale, so no one is declared
+      // dead until a heartbeat period has passed; only partitions nobody owns are assigned.
+      changes = new Map([...changes].filter(([partition]) => !current.has(partition)));
+    }
     await Promise.all(
       [...changes].map(async ([partition, assignment]) => {
         const written = await this.store.setAssignment(partition, assignment, this.assignments.get(partition)?.revision ?? 0);
@@ -539,6 +562,9 @@ export class ClusterNode {
     for (const stop of this.stopWatches) stop();
     for (const local of this.local.values()) for (const subscription of local.subscriptions) subscription.unsubscribe();
     await Promise.race([Promise.allSettled([...this.work.values()]), sleep(2_000)]);
+    // Requests taken before unsubscribing get their answer ("not here": the sender tries the new owner).
+    this.notifyChange();
+    await Promise.race([Promise.allSettled([...this.answering]), sleep(3_000)]);
     await this.store.forgetNode(this.nodeId).catch(() => undefined);
     if (this.leaderRevision !== undefined) await this.store.resign(this.nodeId).catch(() => undefined);
     this.notifyChange();

@@ -40,7 +40,7 @@ export function eventStreamRoutes(app: FastifyInstance, context: GatewayContext,
     if (lastEventId !== undefined && lastEventId !== '') cursor = decodeCursor(lastEventId, runtime.partitions);
     else if (request.query.from === 'start') cursor = new Array<number>(runtime.partitions).fill(0);
     else if (request.query.from === undefined || request.query.from === 'now') {
-      const heads = await runtime.heads();
+      const heads = runtime.knownHeads();
       cursor = Array.from({ length: runtime.partitions }, (_, partition) => heads.get(partition) ?? 0);
     } else throw makeError('SHARDLOG_INVALID_QUERY', '?from= must be "start" or "now"');
     const only = filter.id === undefined ? undefined : partitionOf(`${[...filter.aggregates!][0]!}/${filter.id}`, runtime.partitions);
@@ -99,7 +99,7 @@ export function eventStreamRoutes(app: FastifyInstance, context: GatewayContext,
       }
     };
 
-    const unsubscribe = runtime.onCommit((heads) => {
+    const unsubscribe = runtime.onHeads((heads) => {
       let woke = false;
       for (let index = 0; index < heads.length; index += 2) {
         const partition = heads[index]!;
@@ -113,7 +113,7 @@ export function eventStreamRoutes(app: FastifyInstance, context: GatewayContext,
     response.on('close', () => end());
 
     // Catch up from the cursor to the present first.
-    for (const [partition, head] of await runtime.heads()) if ((only === undefined || partition === only) && head > cursor[partition]!) pending.add(partition);
+    for (const [partition, head] of runtime.knownHeads()) if ((only === undefined || partition === only) && head > cursor[partition]!) pending.add(partition);
     void readPending();
   });
 }

@@ -1,6 +1,7 @@
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import type { BusEvent } from '../bus/bus-event.ts';
+import { decodeBatch, subjectOf } from '../bus/event-message.ts';
 import { ensureEventStream } from '../bus/jetstream-relay.ts';
 import { decodeWire, encodeWire } from '../codec.ts';
 import { deserializeError, makeError, serializeError, ShardlogError, type SerializedError } from '../errors.ts';
@@ -27,7 +28,10 @@ export interface ClusterHost {
   adoptPartition(partition: number, head: number): void;
   /** The partition is no longer this node's: stop publishing it. */
   releasePartition(partition: number): Promise<void>;
+  /** This node's own last seq of a partition (its log). */
   head(partition: number): number;
+  /** Another node (or this one) published the partition up to `seq`. */
+  streamHead(partition: number, seq: number): void;
   waitPublished(partition: number, seq: number, timeoutMs: number): Promise<void>;
   lagEvents(): number;
 }
@@ -141,6 +145,7 @@ export class ClusterNode {
       const node = new ClusterNode(options, nc, store, jetstream(nc), jsm);
       node.stream = await ensureEventStream(jsm, options.prefix);
       node.answerCommandLookups();
+      await node.followStreamHeads();
       void node.watchConnection();
       await node.beat();
       node.stopWatches.push(await store.watchHeartbeats((nodeId, beat) => node.onHeartbeat(nodeId, beat)));
@@ -279,6 +284,33 @@ export class ClusterNode {
     } catch {
       return undefined;
     }
+  }
+
+  /**
+   * Keeps the host's view of every partition's head current, whoever owns it: the stream's
+   * tails once, then every published batch, seen through a core NATS subscription to the
+   * stream's subjects (no consumer, nothing stored).
+   */
+  private async followStreamHeads(): Promise<void> {
+    this.nc.subscribe(`${this.options.prefix}.events.*`, {
+      callback: (error, message) => {
+        if (error !== null) return;
+        try {
+          const batch = decodeBatch(message.data);
+          const last = batch.events.at(-1);
+          if (last !== undefined) this.options.host.streamHead(batch.partition, last.seq);
+        } catch {
+          // Not a Shardlog batch: nothing to learn from it.
+        }
+      },
+    });
+    await Promise.all(
+      Array.from({ length: this.options.host.partitions }, async (_, partition) => {
+        const last = await this.jsm.streams.getMessage(this.stream, { last_by_subj: subjectOf(this.options.prefix, partition) });
+        const seq = last === null ? undefined : decodeBatch(last.data).events.at(-1)?.seq;
+        if (seq !== undefined) this.options.host.streamHead(partition, seq);
+      }),
+    );
   }
 
   private answerCommandLookups(): void {

@@ -155,6 +155,9 @@ export class Runtime<A extends App = App> {
   private closed = false;
   private readonly commitListeners = new Set<CommitListener>();
   private readonly lastSeqs = new Map<number, number>();
+  /** Cluster: the last seq of each partition as published by any node (core NATS sees every publish). */
+  private readonly streamHeads = new Map<number, number>();
+  private readonly headListeners = new Set<(heads: readonly number[]) => void>();
   private projectorHost: ProjectorHost | undefined;
   private relay: JetStreamRelay | undefined;
   private clusterNode: ClusterNode | undefined;
@@ -182,16 +185,39 @@ export class Runtime<A extends App = App> {
     return () => this.commitListeners.delete(listener);
   }
 
+  /**
+   * Calls `listener` with [partition, last seq, …] whenever a partition grows: after every
+   * local commit and, in a cluster, every batch another node publishes. Returns the unsubscribe.
+   */
+  onHeads(listener: (heads: readonly number[]) => void): () => void {
+    this.headListeners.add(listener);
+    return () => this.headListeners.delete(listener);
+  }
+
+  /** The last seq of every partition this node knows of: its own commits and, in a cluster, every node's. */
+  knownHeads(): Map<number, number> {
+    const heads = new Map(this.lastSeqs);
+    for (const [partition, seq] of this.streamHeads) if (seq > (heads.get(partition) ?? 0)) heads.set(partition, seq);
+    return heads;
+  }
+
   /** Called by the shard hosts after each answered batch. */
   readonly reportBatch = (batch: BatchReport): void => {
     if (batch.heads.length === 0) return;
     for (let index = 0; index < batch.heads.length; index += 2) this.lastSeqs.set(batch.heads[index]!, batch.heads[index + 1]!);
     for (const listener of this.commitListeners) listener(batch.heads, batch.committedEvents);
+    for (const listener of this.headListeners) listener(batch.heads);
   };
 
-  /** The last committed seq of a partition as of the latest commit this runtime saw (0 if none). */
+  private noteStreamHead(partition: number, seq: number): void {
+    if (seq <= (this.streamHeads.get(partition) ?? 0)) return;
+    this.streamHeads.set(partition, seq);
+    for (const listener of this.headListeners) listener([partition, seq]);
+  }
+
+  /** The last committed seq of a partition as of the latest commit this runtime saw (0 if none); in a cluster, any node's. */
   head(partition: number): number {
-    return this.lastSeqs.get(partition) ?? 0;
+    return Math.max(this.lastSeqs.get(partition) ?? 0, this.streamHeads.get(partition) ?? 0);
   }
 
   /** The app's projections: their documents, read-your-writes waits, status, rebuild and dead letters. */
@@ -414,7 +440,8 @@ export class Runtime<A extends App = App> {
         this.relay!.adopt(partition, head);
       },
       releasePartition: (partition) => this.relay!.release(partition),
-      head: (partition) => this.head(partition),
+      head: (partition) => this.lastSeqs.get(partition) ?? 0,
+      streamHead: (partition, seq) => this.noteStreamHead(partition, seq),
       waitPublished: (partition, seq, timeoutMs) => this.relay!.waitPublished(partition, seq, timeoutMs),
       lagEvents: () => this.busLag().reduce((sum, { head, published }) => sum + Math.max(0, head - published), 0),
     };
@@ -470,7 +497,9 @@ export class Runtime<A extends App = App> {
     const partition = checkedCount('partition', query.partition, 0, this.partitions - 1);
     const after = checkedCount('after', query.after ?? 0, 0, Number.MAX_SAFE_INTEGER);
     const limit = checkedCount('limit', query.limit ?? 100, 1, maxPageSize);
-    const response = await this.hosts[shardOf(partition, this.hosts.length)]!.request({ type: 'partition-events', partition, after, limit });
+    const request: ShardRequest = { type: 'partition-events', partition, after, limit };
+    // In a cluster the partition's owner has all of it; this node's copy may stop short.
+    const response = this.clusterNode === undefined ? await this.hosts[shardOf(partition, this.hosts.length)]!.request(request) : await this.clusterNode.read(partition, request);
     if (response.type !== 'events') throw new Error(`unexpected ${response.type} response`);
     return { events: response.events };
   }

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startNatsServer, type NatsServer } from '../support/nats-server.ts';
 import { http, startTestNode, type TestNode } from '../support/node.ts';
+import { subscribe } from '../support/sse-client.ts';
 import { streamEvents, streamInvariants } from '../support/stream-events.ts';
 
 let nats: NatsServer;
@@ -129,6 +130,24 @@ describe('a cluster of nodes on one NATS', () => {
       if (rebuilt && docs.every((balance, index) => balance === (balances.get(accounts[index]!) ?? 0))) break;
       if (Date.now() > deadline) throw new Error(`rebuild on c incomplete: ${JSON.stringify({ rebuilt, docs })}`);
       await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+
+    // Server-Sent Events from any node carry every node's events, in per-partition order.
+    const sse = await subscribe(`${c.url}/events?from=start&aggregate=account`);
+    const accountEvents = events.filter((event) => event.aggregate === 'account');
+    for (const until = Date.now() + 15_000; sse.events().length < accountEvents.length && Date.now() < until; ) await new Promise((resolve) => setTimeout(resolve, 100));
+    await sse.close();
+    const streamed = sse.events().map((message) => `${message.data!.id}@${message.data!.version}`);
+    expect(new Set(streamed)).toEqual(new Set(accountEvents.map((event) => `${event.id}@${event.version}`)));
+    expect(streamed).toHaveLength(accountEvents.length);
+    // Live: every node's commits wake every node's streams.
+    const live = await Promise.all([a, c].map((member) => subscribe(`${member.url}/events?aggregate=account`)));
+    for (const id of accounts.slice(2, 6)) expect(await send(a.url, `/commands/account/${id}/deposit`, { amount: 1 }, `live-${id}`)).toBe(200);
+    sent += 4;
+    for (const until = Date.now() + 10_000; live.some((stream) => stream.events().length < 4) && Date.now() < until; ) await new Promise((resolve) => setTimeout(resolve, 50));
+    for (const stream of live) {
+      await stream.close();
+      expect(stream.events().map((message) => message.data!.id).sort()).toEqual(accounts.slice(2, 6).sort());
     }
 
     // A command accepted asynchronously by one node can be looked up on another.

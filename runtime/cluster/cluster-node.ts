@@ -577,12 +577,13 @@ export class ClusterNode {
     this.draining = true;
     const deadline = Date.now() + timeoutMs;
     await this.tick();
-    while (this.local.size > 0 && Date.now() < deadline) {
-      const others = [...this.lastBeat].some(([nodeId, { at, draining }]) => nodeId !== this.nodeId && !draining && Date.now() - at <= this.timings.deadAfterMs);
-      if (!others) break;
-      await this.changed(100);
+    const othersAlive = () => [...this.lastBeat].some(([nodeId, { at, draining }]) => nodeId !== this.nodeId && !draining && Date.now() - at <= this.timings.deadAfterMs);
+    while (this.local.size > 0 && Date.now() < deadline && othersAlive()) await this.changed(100);
+    if (this.local.size > 0 && othersAlive()) {
+      this.options.logger.warn({ partitions: [...this.local.keys()] }, 'left the cluster still owning partitions: the others take them once its heartbeat is gone');
+    } else if (this.local.size > 0) {
+      this.options.logger.info({ partitions: this.local.size }, 'last node of the cluster: its partitions stay assigned to it until it, or another node, starts');
     }
-    if (this.local.size > 0) this.options.logger.warn({ partitions: [...this.local.keys()] }, 'left the cluster still owning partitions: their new owners take them after the heartbeat expires');
     await this.stop();
   }
 

@@ -166,3 +166,43 @@ describe('a cluster of nodes on one NATS', () => {
     expect((await streamEvents(nats.url)).filter((event) => event.type === 'Deposited')).toHaveLength(sent);
   }, 90_000);
 });
+
+describe('a cluster while NATS restarts', () => {
+  it('goes on after NATS restarts mid-load: every partition served again, every acknowledged command in the stream exactly once', async () => {
+    const x = await startTestNode({ nodeId: 'x', nats: { servers: nats.url, prefix: 'outage' }, cluster: true, partitions: 8 });
+    const y = await startTestNode({ nodeId: 'y', nats: { servers: nats.url, prefix: 'outage' }, cluster: true, partitions: 8 });
+    nodes.push(x, y);
+    await settled([x, y]);
+    const acknowledged = new Set<string>();
+    let stop = false;
+    let n = 0;
+    const client = async (): Promise<void> => {
+      while (!stop) {
+        const key = `o-${n++}`;
+        const member = n % 2 === 0 ? x : y;
+        const answer = await http(`${member.url}/commands/account/o-${n % 12}/deposit`, { method: 'POST', json: { amount: 1 }, headers: { 'idempotency-key': key } }).catch(() => undefined);
+        if (answer?.status === 200) acknowledged.add(key);
+        else await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    };
+    for (let index = 0; index < 12; index++) {
+      expect(await send(x.url, `/commands/account/o-${index}/open`, { owner: 'ann' }, `o-open-${index}`)).toBe(200);
+    }
+    const clients = Array.from({ length: 4 }, client);
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    await nats.restart();
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    const before = acknowledged.size;
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    stop = true;
+    await Promise.all(clients);
+    expect(acknowledged.size).toBeGreaterThan(before);
+    await settled([x, y]);
+    const events = await streamEvents(nats.url, 'outage');
+    expect(streamInvariants(events)).toEqual([]);
+    const deposits = new Map<string, number>();
+    for (const event of events) if (event.type === 'Deposited') deposits.set(String(event.metadata.commandId), (deposits.get(String(event.metadata.commandId)) ?? 0) + 1);
+    for (const key of acknowledged) expect(deposits.get(key), key).toBe(1);
+    expect([...deposits.values()].every((count) => count === 1)).toBe(true);
+  }, 90_000);
+});

@@ -208,11 +208,19 @@ export class JetStreamRelay {
   }
 
   /** Cluster handoff: the partition is no longer this node's; waits for a publish in progress to end. */
-  async release(partition: number): Promise<void> {
+  /**
+   * Cluster handoff: the partition is no longer this node's; waits for a publish in progress
+   * to end. Returns what the stream was last known to hold of it from this node (its seq and
+   * the stream sequence of that message), unless that is uncertain (not synced, or fenced).
+   */
+  async release(partition: number): Promise<{ published: number; streamSeq: number } | undefined> {
     const state = this.state(partition);
     while (state.pumping && !this.stopped) await new Promise((resolve) => setTimeout(resolve, 5));
+    const known = state.synced && !state.fenced && state.subjectSeq > 0 ? { published: state.published, streamSeq: state.subjectSeq } : undefined;
     state.synced = false;
     this.publishWaiters.rejectPartition(partition, fencedError(partition));
+    if (known !== undefined) this.record(partition, known.published);
+    return known;
   }
 
   private fence(partition: number, state: PartitionState, details: object): void {

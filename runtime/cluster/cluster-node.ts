@@ -26,8 +26,8 @@ export interface ClusterHost {
   appendReplica(partition: number, events: BusEvent[]): Promise<number>;
   /** The partition is this node's from now: publish it from `head`. */
   adoptPartition(partition: number, head: number): void;
-  /** The partition is no longer this node's: stop publishing it. */
-  releasePartition(partition: number): Promise<void>;
+  /** The partition is no longer this node's: stop publishing it. Returns the last seq the stream held from this node and that message's stream sequence, when certain. */
+  releasePartition(partition: number): Promise<{ published: number; streamSeq: number } | undefined>;
   /** This node's own last seq of a partition (its log). */
   head(partition: number): number;
   /** Another node (or this one) published the partition up to `seq`. */
@@ -110,12 +110,15 @@ export class ClusterNode {
   private readonly answering = new Set<Promise<void>>();
   /** Partitions copied ahead of a handoff to this node: the stream sequence the copy reached. */
   private readonly prewarmed = new Map<number, number>();
+  /** Partitions this node gave up: its log's last seq then, and the stream sequence of that event's message. */
+  private readonly releasedAt = new Map<number, { head: number; streamSeq: number }>();
   /** When this node, as owner, first saw each partition's current target. */
   private readonly targetSince = new Map<number, { target: string; at: number }>();
   private readonly changeWaiters = new Set<() => void>();
   private readonly counters: ClusterCounters = { forwarded: 0, forwardedFailed: 0, handoffsIn: 0, handoffsOut: 0, fenced: 0, lastHandoffMs: 0 };
   private readonly timings: ClusterTimings;
   private leaderRevision: number | undefined;
+  private planning: Promise<void> | undefined;
   /** When this node's NATS connection last came back: heartbeats seen before then are stale. */
   private reconnectedAt = 0;
   private draining = false;
@@ -351,8 +354,18 @@ export class ClusterNode {
   }
 
   private onHeartbeat(nodeId: string, beat: NodeHeartbeat | undefined): void {
+    const before = this.lastBeat.get(nodeId);
     if (beat === undefined) this.lastBeat.delete(nodeId);
     else this.lastBeat.set(nodeId, { at: Date.now(), draining: beat.draining });
+    // A node joining, leaving or gone: the leader plans now rather than at its next tick.
+    if (this.leaderRevision !== undefined && (before === undefined || beat === undefined || before.draining !== beat.draining)) this.planSoon();
+  }
+
+  private planSoon(): void {
+    if (this.planning !== undefined || this.stopped) return;
+    this.planning = this.plan()
+      .catch((error: unknown) => this.options.logger.warn({ err: error }, 'planning assignments failed'))
+      .finally(() => (this.planning = undefined));
   }
 
   private onAssignment(partition: number, stored: StoredAssignment | undefined): void {
@@ -416,11 +429,14 @@ export class ClusterNode {
     const copied = await this.copyFromStream(partition, kept);
     this.prewarmed.set(partition, copied.streamSeq);
     const marked = await this.store.setAssignment(partition, { ...stored.assignment, ready: true }, stored.revision);
-    this.options.logger.info({ partition, copied: copied.head - kept, ms: Date.now() - started, marked }, 'copied a partition ahead of its handoff');
+    this.options.logger.info({ partition, copied: copied.head - kept, fromStreamSeq: copied.fromStreamSeq, ms: Date.now() - started, marked }, 'copied a partition ahead of its handoff');
   }
 
   private copyFromStream(partition: number, localHead: number) {
-    const hint = this.prewarmed.get(partition);
+    // Where to start reading the stream: after an earlier copy, or from this node's own last
+    // message if its log still ends there; else the partition's whole subject from the start.
+    const released = this.releasedAt.get(partition);
+    const hint = this.prewarmed.get(partition) ?? (released !== undefined && released.head === localHead ? released.streamSeq : undefined);
     return catchUpPartition({
       js: this.js,
       jsm: this.jsm,
@@ -432,7 +448,7 @@ export class ClusterNode {
       append: async (events) => {
         await this.options.host.appendReplica(partition, events);
       },
-    });
+    }).then((result) => ({ ...result, fromStreamSeq: hint ?? 0 }));
   }
 
   private async acquire(partition: number, epoch: number): Promise<void> {
@@ -505,7 +521,9 @@ export class ClusterNode {
     if (local === undefined) return;
     this.local.delete(partition);
     for (const subscription of local.subscriptions) subscription.unsubscribe();
-    await this.options.host.releasePartition(partition);
+    const known = await this.options.host.releasePartition(partition);
+    if (known === undefined) this.releasedAt.delete(partition);
+    else this.releasedAt.set(partition, { head: known.published, streamSeq: known.streamSeq });
     if (why !== undefined) this.options.logger.warn({ partition, epoch: local.epoch }, `stopped serving a partition: ${why}`);
     this.notifyChange();
   }
@@ -532,7 +550,7 @@ export class ClusterNode {
     try {
       await this.beat();
       this.leaderRevision = await this.store.lead(this.nodeId, this.leaderRevision);
-      if (this.leaderRevision !== undefined) await this.plan();
+      if (this.leaderRevision !== undefined) await (this.planning ?? this.plan());
       for (const partition of this.assignments.keys()) this.reconcile(partition);
     } catch (error) {
       this.options.logger.warn({ err: error }, 'cluster heartbeat failed');

@@ -439,7 +439,12 @@ export class Runtime<A extends App = App> {
         this.lastSeqs.set(partition, head);
         this.relay!.adopt(partition, head);
       },
-      releasePartition: (partition) => this.relay!.release(partition),
+      releasePartition: async (partition) => {
+        const known = await this.relay!.release(partition);
+        // Recorded now, not on the relay's next flush: the next copy of this partition keeps these events.
+        if (known !== undefined) await this.recordPublished(new Map([[partition, known.published]]));
+        return known;
+      },
       head: (partition) => this.lastSeqs.get(partition) ?? 0,
       streamHead: (partition, seq) => this.noteStreamHead(partition, seq),
       waitPublished: (partition, seq, timeoutMs) => this.relay!.waitPublished(partition, seq, timeoutMs),

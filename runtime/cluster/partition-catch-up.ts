@@ -47,10 +47,17 @@ export async function catchUpPartition(options: CatchUpOptions): Promise<CatchUp
   );
   let streamSeq = 0;
   let pending: BusEvent[] = [];
-  const flush = async (): Promise<void> => {
-    if (pending.length === 0) return;
-    const events = pending;
-    pending = [];
+  /** Appends what is pending; `whole` keeps back the last command's events, so no command's record is split across appends. */
+  const flush = async (whole = false): Promise<void> => {
+    let end = pending.length;
+    if (whole) {
+      const lastCommand = pending.at(-1)?.metadata.commandId;
+      while (end > 0 && pending[end - 1]!.metadata.commandId === lastCommand) end--;
+      if (end === 0) end = pending.length;
+    }
+    if (end === 0) return;
+    const events = pending.slice(0, end);
+    pending = pending.slice(end);
     await options.append(events);
   };
   try {
@@ -65,7 +72,7 @@ export async function catchUpPartition(options: CatchUpOptions): Promise<CatchUp
           if (event.seq !== head + 1) throw new Error(`partition ${options.partition}: the stream jumps from seq ${head} to ${event.seq}`);
           pending.push(event);
           head = event.seq;
-          if (pending.length >= chunk) await flush();
+          if (pending.length >= chunk) await flush(true);
         }
         if (head >= tailSeq) break;
       }

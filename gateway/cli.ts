@@ -62,6 +62,12 @@ interface StartOptions {
   natsPrefix: string;
 }
 
+// `shardlog … | head` closes the pipe early: that is the reader being done, not a failure.
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code === 'EPIPE') process.exit(0);
+  throw error;
+});
+
 const program = new Command('shardlog').description('Event-sourcing actor runtime: shards, SQLite logs, HTTP edge').showHelpAfterError();
 
 program

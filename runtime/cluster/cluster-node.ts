@@ -87,6 +87,7 @@ export interface ClusterStatus {
 
 type ForwardReply<T = CommandResult> = { ok: true; result: T } | { ok: false; error: SerializedError; notOwner?: true };
 
+const maxParallelCopies = 3;
 const defaultTimings: ClusterTimings = { heartbeatMs: 500, deadAfterMs: 3_000 };
 
 function sleep(ms: number): Promise<void> {
@@ -119,6 +120,7 @@ export class ClusterNode {
   private readonly timings: ClusterTimings;
   private leaderRevision: number | undefined;
   private planning: Promise<void> | undefined;
+  private copying = 0;
   /** When this node's NATS connection last came back: heartbeats seen before then are stale. */
   private reconnectedAt = 0;
   private draining = false;
@@ -424,6 +426,18 @@ export class ClusterNode {
    * last few events are left to copy, so commands for it wait milliseconds, not the whole copy.
    */
   private async prewarm(partition: number, stored: StoredAssignment): Promise<void> {
+    // A few copies at a time: all at once take every core from the commands being served.
+    while (this.copying >= maxParallelCopies && !this.stopped) await this.changed(50);
+    this.copying++;
+    try {
+      await this.prewarmNow(partition, stored);
+    } finally {
+      this.copying--;
+      this.notifyChange();
+    }
+  }
+
+  private async prewarmNow(partition: number, stored: StoredAssignment): Promise<void> {
     const started = Date.now();
     const kept = this.prewarmed.has(partition) ? this.options.host.head(partition) : await this.options.host.truncatePartition(partition, await this.options.host.publishedRecord(partition));
     const copied = await this.copyFromStream(partition, kept);
@@ -570,6 +584,16 @@ export class ClusterNode {
     alive.add(this.nodeId);
     if (!this.draining && !candidates.includes(this.nodeId)) candidates.push(this.nodeId);
     const current = new Map([...this.assignments].map(([partition, { assignment }]) => [partition, assignment]));
+    // Before declaring an owner dead, read its heartbeat itself: the watch that feeds
+    // `lastBeat` can stall for seconds under load, and a false death moves partitions twice.
+    const silent = new Set([...current.values()].map((assignment) => assignment.owner).filter((owner) => !alive.has(owner)));
+    for (const nodeId of silent) {
+      const beat = await this.store.heartbeatOf(nodeId).catch(() => undefined);
+      if (beat === undefined || Date.now() - beat.at > this.timings.deadAfterMs) continue;
+      this.lastBeat.set(nodeId, { at: Date.now(), draining: beat.draining });
+      alive.add(nodeId);
+      if (!beat.draining) candidates.push(nodeId);
+    }
     let changes = planAssignments({ partitions: this.options.host.partitions, current, alive, candidates });
     if (now - this.reconnectedAt < this.timings.deadAfterMs) {
       // Back after losing NATS: every heartbeat seen before is stale, so no one is declared

@@ -1,4 +1,5 @@
 import { Kvm, type KV, type KvEntry } from '@nats-io/kv';
+import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { makeError } from '../errors.ts';
 import type { Assignment } from './assignment-plan.ts';
@@ -51,6 +52,8 @@ export function bucketPrefixOf(prefix: string): string {
  */
 export class ClusterStore {
   private constructor(
+    private readonly jsm: JetStreamManager,
+    private readonly base: string,
     private readonly cluster: KV,
     private readonly nodes: KV,
     private readonly leader: KV,
@@ -64,7 +67,7 @@ export class ClusterStore {
       kvm.create(`${base}_NODES`, { history: 1, ttl: Math.max(10_000, timings.deadAfterMs * 3) }),
       kvm.create(`${base}_LEADER`, { history: 1, ttl: timings.deadAfterMs }),
     ]);
-    return new ClusterStore(cluster, nodes, leader);
+    return new ClusterStore(await jetstreamManager(nc), base, cluster, nodes, leader);
   }
 
   /** Opens the buckets of an existing cluster without creating anything; undefined if there is none. */
@@ -74,7 +77,7 @@ export class ClusterStore {
     try {
       const [cluster, nodes, leader] = await Promise.all([kvm.open(`${base}_CLUSTER`), kvm.open(`${base}_NODES`), kvm.open(`${base}_LEADER`)]);
       await cluster.status();
-      return new ClusterStore(cluster, nodes, leader);
+      return new ClusterStore(await jetstreamManager(nc), base, cluster, nodes, leader);
     } catch {
       return undefined;
     }
@@ -146,23 +149,38 @@ export class ClusterStore {
     }
   }
 
+  /**
+   * The keys of a bucket, from its stream's per-subject state: one API request. (The KV
+   * client's `keys()` reads them with a consumer that, seen here, can wait for ever while the
+   * keys are being rewritten.)
+   */
+  private async keysOf(bucket: string, filter: string): Promise<string[]> {
+    const subjectPrefix = `$KV.${bucket}.`;
+    const info = await this.jsm.streams.info(`KV_${bucket}`, { subjects_filter: `${subjectPrefix}${filter}` });
+    return Object.keys(info.state.subjects ?? {}).map((subject) => subject.slice(subjectPrefix.length));
+  }
+
   async assignments(): Promise<Map<number, StoredAssignment>> {
     const result = new Map<number, StoredAssignment>();
-    const keys = await this.cluster.keys('partitions.*');
-    for await (const key of keys) {
-      const entry = await this.cluster.get(key);
-      if (entry !== null && entry.operation === 'PUT') result.set(Number(key.slice('partitions.'.length)), { assignment: decode<Assignment>(entry), revision: entry.revision });
-    }
+    const keys = await this.keysOf(`${this.base}_CLUSTER`, 'partitions.*');
+    await Promise.all(
+      keys.map(async (key) => {
+        const entry = await this.cluster.get(key);
+        if (entry !== null && entry.operation === 'PUT') result.set(Number(key.slice('partitions.'.length)), { assignment: decode<Assignment>(entry), revision: entry.revision });
+      }),
+    );
     return result;
   }
 
   async heartbeats(): Promise<NodeHeartbeat[]> {
-    const result: NodeHeartbeat[] = [];
-    for await (const key of await this.nodes.keys()) {
-      const entry = await this.nodes.get(key);
-      if (entry !== null && entry.operation === 'PUT') result.push(decode<NodeHeartbeat>(entry));
-    }
-    return result;
+    const keys = await this.keysOf(`${this.base}_NODES`, '>');
+    const beats = await Promise.all(keys.map((key) => this.heartbeatOf(key)));
+    return beats.filter((beat): beat is NodeHeartbeat => beat !== undefined);
+  }
+
+  async heartbeatOf(nodeId: string): Promise<NodeHeartbeat | undefined> {
+    const entry = await this.nodes.get(nodeId);
+    return entry !== null && entry.operation === 'PUT' ? decode<NodeHeartbeat>(entry) : undefined;
   }
 
   /** Calls back with every assignment as it is now, then with each change. */

@@ -84,14 +84,18 @@ function fencedError(partition: number): ShardlogError {
   });
 }
 
-/** Creates the event stream if it does not exist: every partition's subject, file storage, no limits. */
+/**
+ * Creates the event stream if it does not exist: every partition's subject, file storage, no
+ * limits, direct gets allowed (a cluster handoff reads its last few messages that way).
+ */
 export async function ensureEventStream(jsm: JetStreamManager, prefix: string): Promise<string> {
   const name = streamNameOf(prefix);
   try {
-    await jsm.streams.info(name);
+    const info = await jsm.streams.info(name);
+    if (info.config.allow_direct !== true) await jsm.streams.update(name, { allow_direct: true }).catch(() => undefined);
   } catch (error) {
     if (!(error instanceof JetStreamApiError) || !/not found/i.test(error.message)) throw error;
-    await jsm.streams.add({ name, subjects: [`${prefix}.events.*`], storage: 'file' });
+    await jsm.streams.add({ name, subjects: [`${prefix}.events.*`], storage: 'file', allow_direct: true });
   }
   return name;
 }

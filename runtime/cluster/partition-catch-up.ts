@@ -31,6 +31,36 @@ export interface CatchUpResult {
  * reached. Messages are read with an ordered consumer filtered to the partition's subject;
  * the events the log already has are skipped.
  */
+/** Direct gets read at most this many messages; a longer copy goes through a consumer. */
+const maxDirectReads = 32;
+
+/**
+ * The few messages after a known stream sequence, one direct get each (`next_by_subj`, served
+ * from the server's per-subject index): a handoff's last copy, on the path commands wait on,
+ * without creating a consumer. Undefined when there are more than `maxDirectReads`.
+ */
+async function copyDirect(options: CatchUpOptions, subject: string, start: number, localHead: number, tailSeq: number): Promise<CatchUpResult | undefined> {
+  let head = localHead;
+  let next = start;
+  let streamSeq = 0;
+  const events: BusEvent[] = [];
+  for (let reads = 0; head < tailSeq; reads++) {
+    if (reads >= maxDirectReads) return undefined;
+    const message = await options.jsm.direct.getMessage(options.stream, { seq: next, next_by_subj: subject });
+    if (message === null) throw new Error(`partition ${options.partition}: the stream ended at seq ${head} before its tail ${tailSeq}`);
+    streamSeq = message.seq;
+    next = message.seq + 1;
+    for (const event of decodeBatch(message.data).events) {
+      if (event.seq <= head) continue;
+      if (event.seq !== head + 1) throw new Error(`partition ${options.partition}: the stream jumps from seq ${head} to ${event.seq}`);
+      events.push(event);
+      head = event.seq;
+    }
+  }
+  if (events.length > 0) await options.append(events);
+  return { head, streamSeq };
+}
+
 export async function catchUpPartition(options: CatchUpOptions): Promise<CatchUpResult> {
   const subject = subjectOf(options.prefix, options.partition);
   const last = await options.jsm.streams.getMessage(options.stream, { last_by_subj: subject });
@@ -39,8 +69,12 @@ export async function catchUpPartition(options: CatchUpOptions): Promise<CatchUp
   const tailSeq = tail.events.at(-1)?.seq ?? tail.firstSeq - 1;
   let head = options.localHead;
   if (tailSeq <= head) return { head, streamSeq: last.seq };
-  const chunk = options.chunk ?? 2_000;
   const start = options.fromStreamSeq ?? 0;
+  if (start > 0) {
+    const direct = await copyDirect(options, subject, start, head, tailSeq).catch(() => undefined);
+    if (direct !== undefined) return direct;
+  }
+  const chunk = options.chunk ?? 2_000;
   const consumer = await options.js.consumers.get(
     options.stream,
     start > 0 ? { filter_subjects: subject, deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: start } : { filter_subjects: subject, deliver_policy: DeliverPolicy.All },

@@ -52,6 +52,8 @@ export function eventStreamRoutes(app: FastifyInstance, context: GatewayContext,
     open.add(response);
 
     const pending = new Set<number>();
+    /** The newest head announced per partition: reading stops only once the cursor has reached it. */
+    const announced = new Map<number, number>();
     let reading = false;
     let ended = false;
     const end = (why?: string) => {
@@ -84,11 +86,13 @@ export function eventStreamRoutes(app: FastifyInstance, context: GatewayContext,
           }
           const partition = pending.values().next().value!;
           const { events } = await runtime.partitionEvents({ partition, after: cursor[partition]!, limit: pageSize });
-          if (events.length < pageSize) pending.delete(partition);
           for (const event of events) {
             cursor[partition] = Number(event.position.slice(event.position.indexOf(':') + 1));
             if (!ended && matches(filter, event)) write(format(event, encodeCursor(cursor)));
           }
+          // A commit announced while this read was under way may not be in it: read again
+          // until the cursor reaches the newest head announced (an empty read waits for the next).
+          if (events.length === 0 || (events.length < pageSize && cursor[partition]! >= (announced.get(partition) ?? 0))) pending.delete(partition);
         }
       } catch (error) {
         // The runtime closing, or a shard down: the client reconnects with its Last-Event-ID.
@@ -104,6 +108,7 @@ export function eventStreamRoutes(app: FastifyInstance, context: GatewayContext,
       for (let index = 0; index < heads.length; index += 2) {
         const partition = heads[index]!;
         if ((only === undefined || partition === only) && heads[index + 1]! > cursor[partition]!) {
+          announced.set(partition, Math.max(announced.get(partition) ?? 0, heads[index + 1]!));
           pending.add(partition);
           woke = true;
         }
@@ -113,7 +118,12 @@ export function eventStreamRoutes(app: FastifyInstance, context: GatewayContext,
     response.on('close', () => end());
 
     // Catch up from the cursor to the present first.
-    for (const [partition, head] of runtime.knownHeads()) if ((only === undefined || partition === only) && head > cursor[partition]!) pending.add(partition);
+    for (const [partition, head] of runtime.knownHeads()) {
+      if ((only === undefined || partition === only) && head > cursor[partition]!) {
+        announced.set(partition, Math.max(announced.get(partition) ?? 0, head));
+        pending.add(partition);
+      }
+    }
     void readPending();
   });
 }

@@ -10,7 +10,7 @@ export { reshardDataDir } from './host/reshard.ts';
 export { clusterReport } from './cluster/cluster-report.ts';
 export { loadApp } from './define/app.ts';
 export { errorCodes, makeError, RejectedError, RetryableError, ShardlogError } from './errors.ts';
-export { fnv1a32, partitionOf } from './partitioning.ts';
+export { fnv1a32, parsePosition, partitionOf } from './partitioning.ts';
 
 export type { Aggregate, AggregateConfig, DecideContext, EmittedEvent, StateOf } from './define/aggregate.ts';
 export type { App } from './define/app.ts';

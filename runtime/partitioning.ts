@@ -31,6 +31,12 @@ export function formatPosition(partition: number, seq: number): string {
   return `${partition}:${seq}`;
 }
 
+/** The partition and seq of a position this runtime formatted (`<partition>:<seq>`). */
+export function parsePosition(position: string): { partition: number; seq: number } {
+  const colon = position.indexOf(':');
+  return { partition: Number(position.slice(0, colon)), seq: Number(position.slice(colon + 1)) };
+}
+
 export const maxIdLength = 256;
 // eslint-disable-next-line no-control-regex -- the point is to find control characters
 const controlCharacters = /[\u0000-\u001f\u007f-\u009f]/;

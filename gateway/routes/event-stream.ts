@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { once } from 'node:events';
 import type { ServerResponse } from 'node:http';
-import { makeError, partitionOf, type StoredEvent } from '../../runtime/index.ts';
+import { makeError, parsePosition, partitionOf, type StoredEvent } from '../../runtime/index.ts';
 import type { GatewayContext } from '../context.ts';
 import { decodeCursor, encodeCursor } from '../event-stream-cursor.ts';
 
@@ -87,7 +87,7 @@ export function eventStreamRoutes(app: FastifyInstance, context: GatewayContext,
           const partition = pending.values().next().value!;
           const { events } = await runtime.partitionEvents({ partition, after: cursor[partition]!, limit: pageSize });
           for (const event of events) {
-            cursor[partition] = Number(event.position.slice(event.position.indexOf(':') + 1));
+            cursor[partition] = parsePosition(event.position).seq;
             if (!ended && matches(filter, event)) write(format(event, encodeCursor(cursor)));
           }
           // A commit announced while this read was under way may not be in it: read again

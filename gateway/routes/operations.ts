@@ -25,7 +25,7 @@ export function operationRoutes(app: FastifyInstance, context: GatewayContext): 
         : {
             kind: 'jetstream',
             connected,
-            lagEvents: context.runtime.busLag().reduce((sum, { head, published }) => sum + Math.max(0, head - published), 0),
+            lagEvents: context.runtime.busLagEvents(),
             divergedPartitions: context.runtime.busDiverged(),
           };
     return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'unavailable', shards, projections, bus, ...(cluster === undefined ? {} : { cluster }) });

@@ -8,8 +8,13 @@ export function subjectOf(prefix: string, partition: number): string {
   return `${prefix}.events.${partition}`;
 }
 
+/** The prefix as it appears in JetStream stream and KV bucket names: upper case, `_` for anything else. */
+export function upperPrefixOf(prefix: string): string {
+  return prefix.toUpperCase().replace(/[^A-Z0-9]/g, '_');
+}
+
 export function streamNameOf(prefix: string): string {
-  return `${prefix.toUpperCase().replace(/[^A-Z0-9]/g, '_')}_EVENTS`;
+  return `${upperPrefixOf(prefix)}_EVENTS`;
 }
 
 /** `Nats-Msg-Id` of a batch: JetStream drops a second publish of the same id within its dedupe window. */

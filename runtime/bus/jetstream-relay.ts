@@ -196,11 +196,6 @@ export class JetStreamRelay {
     });
   }
 
-  /** The last seq the stream is known to hold of a partition (as of the last sync or publish). */
-  publishedSeq(partition: number): number {
-    return this.partitions.get(partition)?.published ?? 0;
-  }
-
   /** Cluster handoff: this node's log now ends at `head` for the partition; read the stream's tail again and publish from there. */
   adopt(partition: number, head: number): void {
     const state = this.state(partition);
@@ -211,7 +206,6 @@ export class JetStreamRelay {
     this.pump(partition);
   }
 
-  /** Cluster handoff: the partition is no longer this node's; waits for a publish in progress to end. */
   /**
    * Cluster handoff: the partition is no longer this node's; waits for a publish in progress
    * to end. Returns what the stream was last known to hold of it from this node (its seq and
@@ -223,7 +217,6 @@ export class JetStreamRelay {
     const known = state.synced && !state.fenced && state.subjectSeq > 0 ? { published: state.published, streamSeq: state.subjectSeq } : undefined;
     state.synced = false;
     this.publishWaiters.rejectPartition(partition, fencedError(partition));
-    if (known !== undefined) this.record(partition, known.published);
     return known;
   }
 

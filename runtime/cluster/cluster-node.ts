@@ -109,15 +109,17 @@ export class ClusterNode {
   private readonly work = new Map<number, Promise<void>>();
   /** Forwarded requests being answered: a leaving node answers them all before it closes its connection. */
   private readonly answering = new Set<Promise<void>>();
-  /** Partitions copied ahead of a handoff to this node: the stream sequence the copy reached. */
-  private readonly prewarmed = new Map<number, number>();
-  /** Partitions this node gave up: its log's last seq then, and the stream sequence of that event's message. */
-  private readonly releasedAt = new Map<number, { head: number; streamSeq: number }>();
+  /**
+   * Per partition, a point where this node's log is known to equal the stream (after a copy,
+   * or when it handed the partition off): its last seq then, and the stream sequence of the
+   * message holding that event. While the log still ends there, nothing needs truncating and
+   * the next copy reads the stream from there instead of from the subject's first message.
+   */
+  private readonly streamMarks = new Map<number, { head: number; streamSeq: number }>();
   /** When this node, as owner, first saw each partition's current target. */
   private readonly targetSince = new Map<number, { target: string; at: number }>();
   private readonly changeWaiters = new Set<() => void>();
   private readonly counters: ClusterCounters = { forwarded: 0, forwardedFailed: 0, handoffsIn: 0, handoffsOut: 0, fenced: 0, lastHandoffMs: 0 };
-  private readonly timings: ClusterTimings;
   private leaderRevision: number | undefined;
   private planning: Promise<void> | undefined;
   private copying = 0;
@@ -132,13 +134,12 @@ export class ClusterNode {
 
   private constructor(
     private readonly options: ClusterOptions,
+    private readonly timings: ClusterTimings,
     private readonly nc: NatsConnection,
     private readonly store: ClusterStore,
     private readonly js: JetStreamClient,
     private readonly jsm: JetStreamManager,
-  ) {
-    this.timings = { ...defaultTimings, ...options.timings };
-  }
+  ) {}
 
   static async start(options: ClusterOptions): Promise<ClusterNode> {
     const timings = { ...defaultTimings, ...options.timings };
@@ -147,7 +148,7 @@ export class ClusterNode {
       const store = await ClusterStore.open(nc, options.prefix, timings);
       await store.checkPartitionCount(options.host.partitions);
       const jsm = await jetstreamManager(nc);
-      const node = new ClusterNode(options, nc, store, jetstream(nc), jsm);
+      const node = new ClusterNode(options, timings, nc, store, jetstream(nc), jsm);
       node.stream = await ensureEventStream(jsm, options.prefix);
       node.answerCommandLookups();
       await node.followStreamHeads();
@@ -439,19 +440,23 @@ export class ClusterNode {
 
   private async prewarmNow(partition: number, stored: StoredAssignment): Promise<void> {
     const started = Date.now();
-    const kept = this.prewarmed.has(partition) ? this.options.host.head(partition) : await this.options.host.truncatePartition(partition, await this.options.host.publishedRecord(partition));
+    const kept = await this.copyPoint(partition);
     const copied = await this.copyFromStream(partition, kept);
-    this.prewarmed.set(partition, copied.streamSeq);
     const marked = await this.store.setAssignment(partition, { ...stored.assignment, ready: true }, stored.revision);
     this.options.logger.info({ partition, copied: copied.head - kept, fromStreamSeq: copied.fromStreamSeq, ms: Date.now() - started, marked }, 'copied a partition ahead of its handoff');
   }
 
-  private copyFromStream(partition: number, localHead: number) {
-    // Where to start reading the stream: after an earlier copy, or from this node's own last
-    // message if its log still ends there; else the partition's whole subject from the start.
-    const released = this.releasedAt.get(partition);
-    const hint = this.prewarmed.get(partition) ?? (released !== undefined && released.head === localHead ? released.streamSeq : undefined);
-    return catchUpPartition({
+  /** The last seq of the log to copy after: its own if it still ends at a stream mark, else what is left once the events the stream never confirmed are dropped. */
+  private async copyPoint(partition: number): Promise<number> {
+    const head = this.options.host.head(partition);
+    if (this.streamMarks.get(partition)?.head === head) return head;
+    return this.options.host.truncatePartition(partition, await this.options.host.publishedRecord(partition));
+  }
+
+  private async copyFromStream(partition: number, localHead: number) {
+    const mark = this.streamMarks.get(partition);
+    const hint = mark?.head === localHead ? mark.streamSeq : undefined;
+    const result = await catchUpPartition({
       js: this.js,
       jsm: this.jsm,
       stream: this.stream,
@@ -462,7 +467,9 @@ export class ClusterNode {
       append: async (events) => {
         await this.options.host.appendReplica(partition, events);
       },
-    }).then((result) => ({ ...result, fromStreamSeq: hint ?? 0 }));
+    });
+    if (result.streamSeq > 0) this.streamMarks.set(partition, { head: result.head, streamSeq: result.streamSeq });
+    return { ...result, fromStreamSeq: hint ?? 0 };
   }
 
   private async acquire(partition: number, epoch: number): Promise<void> {
@@ -470,11 +477,8 @@ export class ClusterNode {
     const local: LocalPartition = { state: 'acquiring', epoch, inFlight: 0, subscriptions: [] };
     this.local.set(partition, local);
     try {
-      // A prewarmed copy holds only events from the stream, and nothing was written here since.
-      const kept = this.prewarmed.has(partition)
-        ? this.options.host.head(partition)
-        : await this.options.host.truncatePartition(partition, await this.options.host.publishedRecord(partition));
-      const { head } = await this.copyFromStream(partition, kept);
+      const kept = await this.copyPoint(partition);
+      const { head, fromStreamSeq } = await this.copyFromStream(partition, kept);
       if (this.local.get(partition) !== local || this.stopped) return;
       this.options.host.adoptPartition(partition, head);
       for (const kind of ['cmd', 'read'] as const) {
@@ -495,7 +499,7 @@ export class ClusterNode {
       local.state = 'serving';
       this.counters.handoffsIn++;
       this.counters.lastHandoffMs = Date.now() - started;
-      this.options.logger.info({ partition, epoch, copied: head - kept, ms: this.counters.lastHandoffMs, prewarmed: this.prewarmed.delete(partition) }, 'serving a partition');
+      this.options.logger.info({ partition, epoch, copied: head - kept, fromStreamSeq, ms: this.counters.lastHandoffMs }, 'serving a partition');
     } catch (error) {
       if (this.local.get(partition) === local) this.local.delete(partition);
       await sleep(250);
@@ -536,8 +540,8 @@ export class ClusterNode {
     this.local.delete(partition);
     for (const subscription of local.subscriptions) subscription.unsubscribe();
     const known = await this.options.host.releasePartition(partition);
-    if (known === undefined) this.releasedAt.delete(partition);
-    else this.releasedAt.set(partition, { head: known.published, streamSeq: known.streamSeq });
+    if (known === undefined) this.streamMarks.delete(partition);
+    else this.streamMarks.set(partition, { head: known.published, streamSeq: known.streamSeq });
     if (why !== undefined) this.options.logger.warn({ partition, epoch: local.epoch }, `stopped serving a partition: ${why}`);
     this.notifyChange();
   }

@@ -1,6 +1,7 @@
 import { Kvm, type KV, type KvEntry } from '@nats-io/kv';
 import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
+import { upperPrefixOf } from '../bus/event-message.ts';
 import { makeError } from '../errors.ts';
 import type { Assignment } from './assignment-plan.ts';
 
@@ -40,10 +41,6 @@ function decode<T>(entry: KvEntry): T {
   return JSON.parse(decoder.decode(entry.value)) as T;
 }
 
-export function bucketPrefixOf(prefix: string): string {
-  return prefix.toUpperCase().replace(/[^A-Z0-9]/g, '_');
-}
-
 /**
  * The cluster's shared state in three NATS KV buckets: `<PREFIX>_CLUSTER` (the partition
  * count and every partition's assignment, no expiry), `<PREFIX>_NODES` (heartbeats, expiring)
@@ -61,7 +58,7 @@ export class ClusterStore {
 
   static async open(nc: NatsConnection, prefix: string, timings: ClusterTimings): Promise<ClusterStore> {
     const kvm = new Kvm(nc);
-    const base = bucketPrefixOf(prefix);
+    const base = upperPrefixOf(prefix);
     const [cluster, nodes, leader] = await Promise.all([
       kvm.create(`${base}_CLUSTER`, { history: 1, storage: 'file' }),
       kvm.create(`${base}_NODES`, { history: 1, ttl: Math.max(10_000, timings.deadAfterMs * 3) }),
@@ -73,7 +70,7 @@ export class ClusterStore {
   /** Opens the buckets of an existing cluster without creating anything; undefined if there is none. */
   static async openExisting(nc: NatsConnection, prefix: string): Promise<ClusterStore | undefined> {
     const kvm = new Kvm(nc);
-    const base = bucketPrefixOf(prefix);
+    const base = upperPrefixOf(prefix);
     try {
       const [cluster, nodes, leader] = await Promise.all([kvm.open(`${base}_CLUSTER`), kvm.open(`${base}_NODES`), kvm.open(`${base}_LEADER`)]);
       await cluster.status();

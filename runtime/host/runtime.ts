@@ -8,7 +8,7 @@ import { commandOf } from '../define/execute.ts';
 import type { BusEvent } from '../bus/bus-event.ts';
 import { newCommandId } from '../command-id.ts';
 import { deserializeError, makeError, type ShardlogError } from '../errors.ts';
-import { assertValidId, partitionOf, shardOf, streamName } from '../partitioning.ts';
+import { assertValidId, parsePosition, partitionOf, shardOf, streamName } from '../partitioning.ts';
 import type { CommandEnvelope, CommandReply, CommandResult, Durability, ShardRequest, ShardResponse, StoredEvent } from '../protocol.ts';
 import { ClusterNode, type ClusterHost } from '../cluster/cluster-node.ts';
 import type { ClusterTimings } from '../cluster/cluster-store.ts';
@@ -232,6 +232,11 @@ export class Runtime<A extends App = App> {
     return this.relay?.lag() ?? [];
   }
 
+  /** Committed events the relay has not published yet, summed over the partitions (0 without NATS). */
+  busLagEvents(): number {
+    return this.busLag().reduce((sum, { head, published }) => sum + Math.max(0, head - published), 0);
+  }
+
   /** Partitions the relay will not publish: the stream holds more of them than this data dir wrote. */
   busDiverged(): number[] {
     return this.relay?.diverged() ?? [];
@@ -308,7 +313,7 @@ export class Runtime<A extends App = App> {
   /** One partition's events after a seq, as the bus carries them (payloads not upcast). */
   async busEvents(partition: number, after: number, limit: number): Promise<BusEvent[]> {
     checkedCount('partition', partition, 0, this.partitions - 1);
-    const response = await this.hosts[shardOf(partition, this.hosts.length)]!.request({
+    const response = await this.hostOf(partition).request({
       type: 'bus-events',
       partition,
       after: checkedCount('after', after, 0, Number.MAX_SAFE_INTEGER),
@@ -417,8 +422,8 @@ export class Runtime<A extends App = App> {
     return {
       partitions: this.partitions,
       runLocally: async (partition, envelope) => {
-        const result = await this.hosts[shardOf(partition, this.hosts.length)]!.submit(envelope);
-        const seq = result.position === null ? 0 : Number(result.position.slice(result.position.indexOf(':') + 1));
+        const result = await this.hostOf(partition).submit(envelope);
+        const seq = result.position === null ? 0 : parsePosition(result.position).seq;
         if (seq > 0) {
           if (this.clusterNode?.owns(partition) !== true) {
             throw makeError('SHARDLOG_PARTITION_FENCED', `partition ${partition} left this node while the command committed: it is not acknowledged, retry it with the same command id`, {
@@ -431,8 +436,8 @@ export class Runtime<A extends App = App> {
         return result;
       },
       commandRecord: (commandId) => this.localCommandRecord(commandId),
-      readLocally: (partition, request) => this.hosts[shardOf(partition, this.hosts.length)]!.request(request),
-      publishedRecord: async (partition) => (await this.publishedSeqs()).get(partition) ?? 0,
+      readLocally: (partition, request) => this.hostOf(partition).request(request),
+      publishedRecord: (partition) => this.publishedSeqOf(partition),
       truncatePartition: (partition, after) => this.headChange(partition, { type: 'truncate-partition', partition, after }),
       appendReplica: (partition, events) => this.headChange(partition, { type: 'append-replica', partition, events }),
       adoptPartition: (partition, head) => {
@@ -448,12 +453,12 @@ export class Runtime<A extends App = App> {
       head: (partition) => this.lastSeqs.get(partition) ?? 0,
       streamHead: (partition, seq) => this.noteStreamHead(partition, seq),
       waitPublished: (partition, seq, timeoutMs) => this.relay!.waitPublished(partition, seq, timeoutMs),
-      lagEvents: () => this.busLag().reduce((sum, { head, published }) => sum + Math.max(0, head - published), 0),
+      lagEvents: () => this.busLagEvents(),
     };
   }
 
   private async headChange(partition: number, request: ShardRequest): Promise<number> {
-    const response = await this.hosts[shardOf(partition, this.hosts.length)]!.request(request);
+    const response = await this.hostOf(partition).request(request);
     if (response.type !== 'heads') throw new Error(`unexpected ${response.type} response`);
     const seq = response.heads[1] ?? 0;
     this.lastSeqs.set(partition, seq);
@@ -504,7 +509,7 @@ export class Runtime<A extends App = App> {
     const limit = checkedCount('limit', query.limit ?? 100, 1, maxPageSize);
     const request: ShardRequest = { type: 'partition-events', partition, after, limit };
     // In a cluster the partition's owner has all of it; this node's copy may stop short.
-    const response = this.clusterNode === undefined ? await this.hosts[shardOf(partition, this.hosts.length)]!.request(request) : await this.clusterNode.read(partition, request);
+    const response = this.clusterNode === undefined ? await this.hostOf(partition).request(request) : await this.clusterNode.read(partition, request);
     if (response.type !== 'events') throw new Error(`unexpected ${response.type} response`);
     return { events: response.events };
   }
@@ -543,8 +548,8 @@ export class Runtime<A extends App = App> {
       const record = { reply: answer.reply, aggregate: answer.aggregate, id: answer.id };
       const position = record.reply.ok ? record.reply.result.position : null;
       if (this.clusterNode !== undefined && position !== null) {
-        const [partition, seq] = position.split(':').map(Number) as [number, number];
-        if (seq > ((await this.publishedSeqs()).get(partition) ?? 0)) return undefined;
+        const { partition, seq } = parsePosition(position);
+        if (seq > (await this.publishedSeqOf(partition))) return undefined;
       }
       return record;
     }
@@ -600,11 +605,24 @@ export class Runtime<A extends App = App> {
   }
 
 
+  /** The shard host of a partition: partition p lives on shard p mod T. */
+  private hostOf(partition: number): ShardHost {
+    return this.hosts[shardOf(partition, this.hosts.length)]!;
+  }
+
+  /** The relay's published seq of one partition as recorded in its shard log (events after it were never confirmed). */
+  private async publishedSeqOf(partition: number): Promise<number> {
+    const response = await this.hostOf(partition).request({ type: 'published' });
+    if (response.type !== 'heads') throw new Error(`unexpected ${response.type} response`);
+    for (let index = 0; index < response.heads.length; index += 2) if (response.heads[index] === partition) return response.heads[index + 1]!;
+    return 0;
+  }
+
   /** In a cluster, an aggregate is read where its partition is served: this node's copy may be behind. */
   private readAggregate(aggregate: string, id: string, request: ShardRequest): Promise<ShardResponse> {
     const partition = partitionOf(streamName(aggregate, id), this.partitions);
     if (this.clusterNode !== undefined) return this.clusterNode.read(partition, request);
-    return this.hosts[shardOf(partition, this.hosts.length)]!.request(request);
+    return this.hostOf(partition).request(request);
   }
 }
 

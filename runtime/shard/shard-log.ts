@@ -235,11 +235,6 @@ export class ShardLog {
     })();
   }
 
-  /** The relay's published seq of one partition (0: none recorded). */
-  publishedSeq(partition: number): number {
-    return this.db.prepare<[number], { published_seq: number }>('SELECT published_seq FROM relay WHERE partition = ?').get(partition)?.published_seq ?? 0;
-  }
-
   /** Deletes at most `limit` command records older than the cutoff; returns how many. */
   pruneCommands(recordedBefore: number, limit: number): number {
     return this.deleteOldCommands.run(recordedBefore, limit).changes;

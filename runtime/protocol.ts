@@ -28,6 +28,13 @@ export interface CommandResult {
 
 export type CommandReply = { ok: true; result: CommandResult } | { ok: false; error: SerializedError };
 
+/** A command id's record in a shard log: its reply and the aggregate it ran on. */
+export interface CommandRecord {
+  reply: CommandReply;
+  aggregate: string;
+  id: string;
+}
+
 export interface StoredEvent {
   aggregate: string;
   id: string;

@@ -9,7 +9,7 @@ import type { BusEvent } from '../bus/bus-event.ts';
 import { newCommandId } from '../command-id.ts';
 import { deserializeError, makeError, type ShardlogError } from '../errors.ts';
 import { assertValidId, parsePosition, partitionOf, shardOf, streamName } from '../partitioning.ts';
-import type { CommandEnvelope, CommandReply, CommandResult, Durability, ShardRequest, ShardResponse, StoredEvent } from '../protocol.ts';
+import type { CommandEnvelope, CommandRecord, CommandResult, Durability, ShardRequest, ShardResponse, StoredEvent } from '../protocol.ts';
 import { ClusterNode, type ClusterHost } from '../cluster/cluster-node.ts';
 import type { ClusterTimings } from '../cluster/cluster-store.ts';
 import { openDataDir } from './data-dir.ts';
@@ -102,13 +102,6 @@ export interface PreparedCommand {
 
 /** `heads`: [partition, last seq, …] of a commit; `events`: its events, when a JetStream relay asked the shards for them. */
 export type CommitListener = (heads: readonly number[], events?: readonly BusEvent[]) => void;
-
-/** A command id's record in a shard log: its reply and the aggregate it ran on. */
-export interface CommandRecord {
-  reply: CommandReply;
-  aggregate: string;
-  id: string;
-}
 
 export interface DispatchResult extends CommandResult {
   commandId: string;

@@ -14,7 +14,7 @@ import { envNumber } from './support/results.ts';
 
 const accounts = envNumber('BENCH_MEMORY_ACCOUNTS', 1_000_000);
 const dataDir = mkdtempSync(join(tmpdir(), 'shardlog-bench-memory-'));
-const quiet = { warn: () => undefined, error: () => undefined };
+const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
 try {
   const runtime = await createRuntime({ app, dataDir, logger: quiet });
   const started = performance.now();

@@ -31,7 +31,7 @@ const accounts = 1_000;
 const inFlight = 64;
 const durationMs = envNumber('BENCH_SECONDS', 10) * 1_000;
 const warmupMs = Math.min(3_000, durationMs / 3);
-const quiet = { warn: () => undefined, error: () => undefined };
+const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
 
 function tempDir(): { dir: string; remove: () => void } {
   const dir = mkdtempSync(join(tmpdir(), 'shardlog-bench-'));

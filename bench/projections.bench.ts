@@ -27,7 +27,7 @@ import { envNumber, report, type ResultRow } from './support/results.ts';
 const accounts = 1_000;
 const durationMs = envNumber('BENCH_SECONDS', 10) * 1_000;
 const rebuildEvents = envNumber('BENCH_REBUILD_EVENTS', 1_000_000);
-const quiet = { warn: () => undefined, error: () => undefined };
+const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
 
 function tempDir(): { dir: string; remove: () => void } {
   const dir = mkdtempSync(join(tmpdir(), 'shardlog-bench-'));

@@ -4,7 +4,7 @@
  * command the host gathered for that shard in one event-loop tick.
  */
 import type { BusEvent } from './bus/bus-event.ts';
-import type { SerializedError } from './errors.ts';
+import { makeError, type SerializedError } from './errors.ts';
 
 export interface CommandEnvelope {
   commandId: string;
@@ -47,37 +47,47 @@ export interface StoredEvent {
   recordedAt: string;
 }
 
-export type ShardRequest =
-  | { type: 'open' }
-  | { type: 'commands'; commands: CommandEnvelope[] }
-  | { type: 'state'; aggregate: string; id: string; version?: number; at?: number }
-  | { type: 'stream-events'; aggregate: string; id: string; after: number; limit: number }
-  | { type: 'partition-events'; partition: number; after: number; limit: number }
-  | { type: 'command'; commandId: string }
-  | { type: 'prune'; recordedBefore: number; limit: number }
-  | { type: 'heads' }
-  | { type: 'bus-events'; partition: number; after: number; limit: number }
+/**
+ * Every call a shard thread answers: its request and its response, by `type`. A response
+ * carries the `type` of the request it answers; `ShardHost.request` checks that once, where
+ * the reply arrives, so callers get the exact response type of their request.
+ */
+export interface ShardCalls {
+  open: { request: object; response: { partitions: number[] } };
+  /** Every command the host gathered for this shard in one tick; `heads`: [partition, seq, …] of each partition the batch appended to. */
+  commands: { request: { commands: CommandEnvelope[] }; response: { replies: CommandReply[]; heads: number[]; events?: BusEvent[] } };
+  state: { request: { aggregate: string; id: string; version?: number; at?: number }; response: { state: unknown; version: number } };
+  'stream-events': { request: { aggregate: string; id: string; after: number; limit: number }; response: { events: StoredEvent[] } };
+  'partition-events': { request: { partition: number; after: number; limit: number }; response: { events: StoredEvent[] } };
+  command: { request: { commandId: string }; response: { reply: CommandReply | null; aggregate: string | null; id: string | null } };
+  prune: { request: { recordedBefore: number; limit: number }; response: { commands: number } };
+  /** The last seq of every partition with events: [partition, seq, …]. */
+  heads: { request: object; response: { heads: number[] } };
+  'bus-events': { request: { partition: number; after: number; limit: number }; response: { events: BusEvent[] } };
   /** The relay's progress: [partition, published seq, …]. */
-  | { type: 'record-published'; marks: number[] }
-  | { type: 'published' }
-  /** Cluster handoff: drop the partition's events after `after` (never confirmed by the stream). */
-  | { type: 'truncate-partition'; partition: number; after: number }
+  'record-published': { request: { marks: number[] }; response: object };
+  /** The relay's recorded progress: [partition, published seq, …]. */
+  published: { request: object; response: { marks: number[] } };
+  /** Cluster handoff: drop the partition's events after `after` (never confirmed by the stream); `head` is its last seq then. */
+  'truncate-partition': { request: { partition: number; after: number }; response: { head: number } };
   /** Cluster handoff: append events copied from the stream, in seq order, right after the log's last. */
-  | { type: 'append-replica'; partition: number; events: BusEvent[] }
-  | { type: 'close' };
+  'append-replica': { request: { partition: number; events: BusEvent[] }; response: { head: number } };
+  close: { request: object; response: object };
+}
 
-export type ShardResponse =
-  | { type: 'opened'; partitions: number[] }
-  /** `heads`: [partition, seq, partition, seq, …], the last seq of each partition the batch appended to. */
-  | { type: 'committed'; replies: CommandReply[]; heads: number[]; events?: BusEvent[] }
-  | { type: 'heads'; heads: number[] }
-  | { type: 'bus-events'; events: BusEvent[] }
-  | { type: 'state'; state: unknown; version: number }
-  | { type: 'events'; events: StoredEvent[] }
-  | { type: 'command'; reply: CommandReply | null; aggregate: string | null; id: string | null }
-  | { type: 'pruned'; commands: number }
-  | { type: 'closed' }
-  | { type: 'failed'; error: SerializedError };
+export type ShardCallType = keyof ShardCalls;
+export type ShardRequest<K extends ShardCallType = ShardCallType> = K extends ShardCallType ? { type: K } & ShardCalls[K]['request'] : never;
+export type ShardResponse<K extends ShardCallType = ShardCallType> = K extends ShardCallType ? { type: K } & ShardCalls[K]['response'] : never;
+/** What travels back from a shard thread: the response to the request, or the error it failed with. */
+export type ShardReply = ShardResponse | { type: 'failed'; error: SerializedError };
+
+/** The response to `request`, or SHARDLOG_INTERNAL if the other side answered another call. */
+export function responseTo<K extends ShardCallType>(request: ShardRequest<K>, response: ShardResponse): ShardResponse<K> {
+  if (response.type !== request.type) {
+    throw makeError('SHARDLOG_INTERNAL', `a ${request.type} request was answered by a ${response.type} response`);
+  }
+  return response as ShardResponse<K>;
+}
 
 /** What a shard thread is told at start, through piscina's workerData. */
 export interface ShardWorkerData {

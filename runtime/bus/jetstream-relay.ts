@@ -1,7 +1,8 @@
 import { jetstream, jetstreamManager, JetStreamApiError, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { makeError, type ShardlogError } from '../errors.ts';
-import { PositionWaiters } from '../host/position-waiters.ts';
+import { PositionWaiters } from '../position-waiters.ts';
+import type { Logger } from '../logger.ts';
 import type { BusEvent } from './bus-event.ts';
 import { decodeBatch, msgIdOf, splitUnderPayload, streamNameOf, subjectOf } from './event-message.ts';
 
@@ -15,16 +16,11 @@ export interface RelaySource {
   onCommit(listener: (heads: readonly number[], events?: readonly BusEvent[]) => void): () => void;
 }
 
-export interface RelayLogger {
-  warn(details: object, message: string): void;
-  error(details: object, message: string): void;
-}
-
 export interface RelayOptions {
   servers: string;
   prefix: string;
   source: RelaySource;
-  logger: RelayLogger;
+  logger: Logger;
   /** Events read from the log per publish, before splitting under the max payload (default 1,000). */
   pageSize?: number;
   /** Overrides the server's max payload (tests). */
@@ -153,6 +149,13 @@ export class JetStreamRelay {
   /** Per partition with events: the last committed seq and the last published one. */
   lag(): { partition: number; head: number; published: number }[] {
     return [...this.partitions].filter(([, state]) => state.head > 0).map(([partition, { head, published }]) => ({ partition, head, published }));
+  }
+
+  /** Committed events not published yet, summed over the partitions. */
+  lagEvents(): number {
+    let behind = 0;
+    for (const { head, published } of this.partitions.values()) behind += Math.max(0, head - published);
+    return behind;
   }
 
   /** Partitions the relay refuses to publish because the stream holds more of them than the log. */

@@ -102,3 +102,6 @@ export function defineAggregate<
 
 /** The state type of a defined aggregate. */
 export type StateOf<A> = A extends { initialState: () => infer State } ? State : never;
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- variance: any aggregate's decide/evolve must fit
+export type AnyAggregate = Aggregate<string, any, any, any>;

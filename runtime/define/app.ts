@@ -1,5 +1,5 @@
 import { makeError } from '../errors.ts';
-import type { Aggregate } from './aggregate.ts';
+import type { AnyAggregate } from './aggregate.ts';
 import type { AnyProjection } from './projection.ts';
 
 /** An application: its aggregate types, and the module that exports it (shard threads import it). */
@@ -12,8 +12,7 @@ export interface App<Aggregates extends readonly AnyAggregate[] = readonly AnyAg
   readonly projectionByName: ReadonlyMap<string, AnyProjection>;
 }
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- variance: any aggregate's decide/evolve must fit
-export type AnyAggregate = Aggregate<string, any, any, any>;
+export type { AnyAggregate } from './aggregate.ts';
 
 /**
  * Collects an app. `module` is the URL of the file that exports it (pass `import.meta.url`),

@@ -1,6 +1,6 @@
 import type Database from 'better-sqlite3';
 import type { z } from 'zod';
-import type { AnyAggregate } from './app.ts';
+import type { AnyAggregate } from './aggregate.ts';
 
 type AnySchema = z.ZodType;
 

@@ -1,6 +1,6 @@
 import { Piscina } from 'piscina';
 import type { CheckpointResult, CheckpointTask } from '../checkpoint/worker.ts';
-import type { RuntimeLogger } from './shard-host.ts';
+import type { Logger } from '../logger.ts';
 
 const entry = new URL(import.meta.url.endsWith('.ts') ? '../checkpoint/ts-entry.mjs' : '../checkpoint/worker.js', import.meta.url).href;
 
@@ -17,7 +17,7 @@ export class Checkpointer {
   constructor(
     private readonly files: readonly string[],
     private readonly intervalMs: number,
-    private readonly logger: RuntimeLogger,
+    private readonly logger: Logger,
   ) {
     this.pool = new Piscina({ filename: entry, minThreads: 1, maxThreads: 1, idleTimeout: Number.POSITIVE_INFINITY });
     this.pool.on('error', (error: unknown) => this.logger.warn({ err: error }, 'checkpointer thread died; it is restarted'));

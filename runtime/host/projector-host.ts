@@ -2,10 +2,10 @@ import { Worker } from 'node:worker_threads';
 import type { App } from '../define/app.ts';
 import { projectionNamed } from '../define/app.ts';
 import { deserializeError, makeError } from '../errors.ts';
-import type { DeadLetter, FromProjector, ProjectionStatus, ProjectorCall, ProjectorWorkerData, RebuildStatus, ToProjector } from '../projection/messages.ts';
-import { ViewReader, type ViewPage } from '../projection/view-reader.ts';
-import { PositionWaiters, type PositionWaiter } from './position-waiters.ts';
-import type { RuntimeLogger } from './shard-host.ts';
+import type { DeadLetter, FromProjector, ProjectionStatus, ProjectorCall, ProjectorOp, ProjectorValue, ProjectorWorkerData, RebuildStatus, ToProjector } from '../projection/messages.ts';
+import { ViewReader, type ViewPage } from './view-reader.ts';
+import { PositionWaiters, type PositionWaiter } from '../position-waiters.ts';
+import type { Logger } from '../logger.ts';
 
 const entry = new URL(import.meta.url.endsWith('.ts') ? '../projection/ts-entry.mjs' : '../projection/worker.js', import.meta.url);
 
@@ -21,7 +21,7 @@ export interface ProjectorHostOptions {
   dataDir: string;
   shards: number;
   partitions: number;
-  logger: RuntimeLogger;
+  logger: Logger;
   /** Where commits are announced: [partition, last seq, …]. */
   subscribe(listener: (heads: readonly number[]) => void): () => void;
   /** The last committed seq of a partition, for "how far behind" answers. */
@@ -38,7 +38,7 @@ export interface ProjectorHostOptions {
 export class ProjectorHost {
   private worker!: Worker;
   private readonly views = new Map<string, ViewState>();
-  private readonly calls = new Map<number, { resolve(value: unknown): void; reject(error: Error): void }>();
+  private readonly calls = new Map<number, { op: ProjectorOp; resolve(value: ProjectorValue): void; reject(error: Error): void }>();
   private nextCallId = 1;
   private closing = false;
   private crashes = 0;
@@ -121,8 +121,10 @@ export class ProjectorHost {
       case 'reply': {
         const call = this.calls.get(message.id);
         this.calls.delete(message.id);
-        if (message.ok) call?.resolve(message.value);
-        else call?.reject(deserializeError(message.error));
+        if (call === undefined) return;
+        if (call.op !== message.op) call.reject(makeError('SHARDLOG_INTERNAL', `a ${call.op} call was answered as a ${message.op} call`));
+        else if (message.ok) call.resolve(message.value);
+        else call.reject(deserializeError(message.error));
         return;
       }
       case 'close-readers':
@@ -137,7 +139,7 @@ export class ProjectorHost {
         return;
       }
       case 'log':
-        this.options.logger[message.level](message.details as Record<string, unknown>, message.message);
+        this.options.logger[message.level](message.details, message.message);
         return;
       case 'ready':
         return;
@@ -165,12 +167,12 @@ export class ProjectorHost {
     this.worker.postMessage(message);
   }
 
-  private call<T>(call: ProjectorCall): Promise<T> {
+  private call<K extends ProjectorOp>(call: ProjectorCall<K>): Promise<ProjectorValue<K>> {
     if (this.closing && call.op !== 'close') return Promise.reject(makeError('SHARDLOG_CLOSED', 'the runtime is closing'));
     if (this.worker.threadId === -1) return Promise.reject(makeError('SHARDLOG_CLOSED', 'the projector thread is restarting', { retryAfterMs: 1_000 }));
     const id = this.nextCallId++;
-    return new Promise<T>((resolve, reject) => {
-      this.calls.set(id, { resolve, reject });
+    return new Promise<ProjectorValue<K>>((resolve, reject) => {
+      this.calls.set(id, { op: call.op, resolve: resolve, reject });
       this.post({ type: 'call', id, call });
     });
   }

@@ -2,7 +2,8 @@ import type { BusEvent } from '../bus/bus-event.ts';
 import { Piscina, move } from 'piscina';
 import { decodeWire, encodeWire } from '../codec.ts';
 import { deserializeError, makeError, ShardlogError } from '../errors.ts';
-import type { CommandEnvelope, CommandResult, ShardRequest, ShardResponse, ShardWorkerData } from '../protocol.ts';
+import type { Logger } from '../logger.ts';
+import { responseTo, type CommandEnvelope, type CommandResult, type ShardCallType, type ShardReply, type ShardRequest, type ShardResponse, type ShardWorkerData } from '../protocol.ts';
 
 export interface ShardHostOptions {
   worker: ShardWorkerData;
@@ -15,7 +16,7 @@ export interface ShardHostOptions {
   /** Heap cap of the shard thread; past it the thread dies and is restarted. */
   maxOldGenerationSizeMb?: number | undefined;
   restart: RestartPolicy;
-  logger: RuntimeLogger;
+  logger: Logger;
   onBatch?: ((batch: BatchReport) => void) | undefined;
 }
 
@@ -38,12 +39,6 @@ export interface RestartPolicy {
   windowMs: number;
   initialDelayMs: number;
   maxDelayMs: number;
-}
-
-export interface RuntimeLogger {
-  info?(details: Record<string, unknown>, message: string): void;
-  warn(details: Record<string, unknown>, message: string): void;
-  error(details: Record<string, unknown>, message: string): void;
 }
 
 interface PendingCommand {
@@ -125,16 +120,16 @@ export class ShardHost {
     });
   }
 
-  /** A read or maintenance request; it queues behind the batches already sent. */
-  async request(request: ShardRequest): Promise<ShardResponse> {
+  /** A read or maintenance request; it queues behind the batches already sent. Resolves with that request's response. */
+  async request<K extends ShardCallType>(request: ShardRequest<K>): Promise<ShardResponse<K>> {
     if (this.status === 'closed') throw makeError('SHARDLOG_CLOSED', 'the runtime is closed');
     if (this.status === 'unavailable') throw this.unavailableError();
-    const running = this.run(request);
+    const running = this.send(encodeWire(request));
     this.pendingReads.add(running);
     try {
-      const response = await running;
-      if (response.type === 'failed') throw deserializeError(response.error);
-      return response;
+      const reply = await running;
+      if (reply.type === 'failed') throw deserializeError(reply.error);
+      return responseTo(request, reply);
     } catch (error) {
       if (error instanceof ShardlogError) throw error;
       this.onCrash(error);
@@ -144,13 +139,9 @@ export class ShardHost {
     }
   }
 
-  private run(request: ShardRequest): Promise<ShardResponse> {
-    return this.send(encodeWire(request));
-  }
-
-  private async send(message: Uint8Array): Promise<ShardResponse> {
+  private async send(message: Uint8Array): Promise<ShardReply> {
     const reply = (await this.pool.run(move(message))) as Uint8Array;
-    return decodeWire<ShardResponse>(reply);
+    return decodeWire<ShardReply>(reply);
   }
 
   private scheduleFlush(): void {
@@ -216,12 +207,13 @@ export class ShardHost {
       });
   }
 
-  private settle(batch: PendingCommand[], response: ShardResponse, sentAt: number): void {
-    if (response.type !== 'committed') {
-      const error = response.type === 'failed' ? deserializeError(response.error) : makeError('SHARDLOG_OUTCOME_UNKNOWN', `unexpected ${response.type}`);
+  private settle(batch: PendingCommand[], reply: ShardReply, sentAt: number): void {
+    if (reply.type !== 'commands') {
+      const error = reply.type === 'failed' ? deserializeError(reply.error) : makeError('SHARDLOG_OUTCOME_UNKNOWN', `a batch of commands was answered by a ${reply.type} response`);
       for (const pending of batch) pending.reject(error);
       return;
     }
+    const response: ShardResponse<'commands'> = reply;
     let events = 0;
     for (const [index, pending] of batch.entries()) {
       const reply = response.replies[index];

@@ -1,10 +1,6 @@
 import { consumePartitionBatches, type StreamMessage } from '../bus/jetstream-consumer.ts';
+import type { Logger } from '../logger.ts';
 import type { Projector } from './projector.ts';
-
-export interface FeedLogger {
-  warn(details: object, message: string): void;
-  error(details: object, message: string): void;
-}
 
 /**
  * Feeds one projection from the JetStream event stream instead of the shard files. It starts
@@ -22,7 +18,7 @@ export class JetStreamFeed {
 
   constructor(
     private readonly projector: () => Projector,
-    private readonly options: { servers: string; prefix: string; logger: FeedLogger; onProgress: () => void },
+    private readonly options: { servers: string; prefix: string; logger: Logger; onProgress: () => void },
   ) {}
 
   /** Starts consuming; while NATS cannot be reached it keeps trying, with a growing delay. */

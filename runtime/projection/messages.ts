@@ -15,13 +15,19 @@ export interface ProjectorWorkerData {
   nats?: { servers: string; prefix: string; partialLogs?: boolean } | undefined;
 }
 
-export type ProjectorCall =
-  | { op: 'status' }
-  | { op: 'rebuild'; name: string }
-  | { op: 'dlq-list'; name: string; limit: number }
-  | { op: 'dlq-retry'; name: string; id: number }
-  | { op: 'dlq-skip'; name: string; id: number }
-  | { op: 'close' };
+/** Every call the projector thread answers: what it takes and what it replies, by `op`. */
+export interface ProjectorCalls {
+  status: { call: object; value: ProjectionStatus[] };
+  rebuild: { call: { name: string }; value: RebuildStatus };
+  'dlq-list': { call: { name: string; limit: number }; value: DeadLetter[] };
+  'dlq-retry': { call: { name: string; id: number }; value: { applied: true } };
+  'dlq-skip': { call: { name: string; id: number }; value: { skipped: true } };
+  close: { call: object; value: null };
+}
+
+export type ProjectorOp = keyof ProjectorCalls;
+export type ProjectorCall<K extends ProjectorOp = ProjectorOp> = K extends ProjectorOp ? { op: K } & ProjectorCalls[K]['call'] : never;
+export type ProjectorValue<K extends ProjectorOp = ProjectorOp> = ProjectorCalls[K]['value'];
 
 export type ToProjector =
   /** [partition, last seq, …] after a commit. */
@@ -33,10 +39,11 @@ export type FromProjector =
   /** Checkpoints that moved: [partition, seq, …]; `file` is the view file serving reads. */
   | { type: 'progress'; name: string; marks: number[]; halted: boolean }
   | { type: 'ready'; views: { name: string; file: string; checkpoints: number[]; halted: boolean }[] }
-  | { type: 'reply'; id: number; ok: true; value: unknown }
-  | { type: 'reply'; id: number; ok: false; error: SerializedError }
+  /** `op` repeats the call's, so the host checks the reply answers the call it made. */
+  | { type: 'reply'; id: number; op: ProjectorOp; ok: true; value: ProjectorValue }
+  | { type: 'reply'; id: number; op: ProjectorOp; ok: false; error: SerializedError }
   /** A log line for the node's logger (the thread has none of its own). */
-  | { type: 'log'; level: 'warn' | 'error'; details: object; message: string }
+  | { type: 'log'; level: 'info' | 'warn' | 'error'; details: object; message: string }
   /** Close your read connections to this view: its file is about to be replaced. */
   | { type: 'close-readers'; name: string }
   | { type: 'switched'; name: string; file: string; checkpoints: number[] };

@@ -1,6 +1,7 @@
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
-import { busEventFromRow, type BusEvent } from '../bus/bus-event.ts';
+import type { BusEvent } from '../bus/bus-event.ts';
+import { busEventFromRow } from '../shard/bus-event-row.ts';
 import { shardOf } from '../partitioning.ts';
 import type { EventRow } from '../shard/shard-log.ts';
 

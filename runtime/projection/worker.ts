@@ -8,7 +8,8 @@ import { setImmediate as yieldToEvents } from 'node:timers/promises';
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { loadApp } from '../define/app.ts';
 import { makeError, serializeError, ShardlogError } from '../errors.ts';
-import type { FromProjector, ProjectorCall, ProjectorWorkerData, ToProjector } from './messages.ts';
+import type { Logger } from '../logger.ts';
+import type { FromProjector, ProjectorCall, ProjectorOp, ProjectorValue, ProjectorWorkerData, ToProjector } from './messages.ts';
 import { ProjectionRunner } from './projection-runner.ts';
 import { JetStreamFeed } from './jetstream-feed.ts';
 import { DeadLetterMissing } from './projector.ts';
@@ -55,7 +56,11 @@ for (const projection of app.projections) {
 for (const runner of runners.values()) runner.noteHeads(heads, heads.keys());
 if (config.nats !== undefined) {
   const { servers, prefix } = config.nats;
-  const logger = { warn: (details: object, message: string) => send({ type: 'log', level: 'warn', details, message }), error: (details: object, message: string) => send({ type: 'log', level: 'error', details, message }) };
+  const logger: Logger = {
+    info: (details, message) => send({ type: 'log', level: 'info', details, message }),
+    warn: (details, message) => send({ type: 'log', level: 'warn', details, message }),
+    error: (details, message) => send({ type: 'log', level: 'error', details, message }),
+  };
   for (const runner of runners.values()) {
     runner.feed = new JetStreamFeed(() => runner.serving, { servers, prefix, logger, onProgress: () => reportProgress() });
     runner.partialLogs = config.nats.partialLogs === true;
@@ -90,10 +95,10 @@ port.on('message', (message: ToProjector) => {
         const value = answer(message.call);
         // A retry or skip may have moved a checkpoint or lifted a halt: say so before replying.
         reportProgress();
-        send({ type: 'reply', id: message.id, ok: true, value });
+        send({ type: 'reply', id: message.id, op: message.call.op, ok: true, value });
       } catch (error) {
         const shardlogError = error instanceof ShardlogError ? error : makeError('SHARDLOG_INTERNAL', error instanceof Error ? error.message : String(error));
-        send({ type: 'reply', id: message.id, ok: false, error: serializeError(shardlogError) });
+        send({ type: 'reply', id: message.id, op: message.call.op, ok: false, error: serializeError(shardlogError) });
       }
       wake?.();
       return;
@@ -106,35 +111,42 @@ function runnerNamed(name: string): ProjectionRunner {
   return runner;
 }
 
-function answer(call: ProjectorCall): unknown {
-  switch (call.op) {
-    case 'status':
-      return [...runners.values()].map((runner) => runner.status(heads));
-    case 'rebuild':
-      return runnerNamed(call.name).startRebuild(heads);
-    case 'dlq-list':
-      return runnerNamed(call.name).deadLetters(call.limit);
-    case 'dlq-retry':
-    case 'dlq-skip': {
-      const runner = runnerNamed(call.name);
-      try {
-        if (call.op === 'dlq-skip') {
-          runner.serving.skipDeadLetter(call.id);
-          runner.resumed();
-          return { skipped: true };
-        }
-        const outcome = runner.serving.retryDeadLetter(call.id);
-        if (!outcome.applied) throw makeError('SHARDLOG_DLQ_CONFLICT', `dead letter ${call.id} failed again: ${outcome.error}`, { id: call.id, error: outcome.error });
-        runner.resumed();
-        return { applied: true };
-      } catch (error) {
-        if (error instanceof DeadLetterMissing) throw makeError('SHARDLOG_DLQ_CONFLICT', `projection "${call.name}" has no dead letter ${call.id}`, { id: call.id });
-        throw error;
-      }
-    }
-    case 'close':
-      closed = true;
-      return null;
+function answer(call: ProjectorCall): ProjectorValue {
+  const handler = answers[call.op] as (call: ProjectorCall) => ProjectorValue;
+  return handler(call);
+}
+
+/** Each call's handler returns exactly that call's reply value. */
+const answers: { [K in ProjectorOp]: (call: ProjectorCall<K>) => ProjectorValue<K> } = {
+  status: () => [...runners.values()].map((runner) => runner.status(heads)),
+  rebuild: (call) => runnerNamed(call.name).startRebuild(heads),
+  'dlq-list': (call) => runnerNamed(call.name).deadLetters(call.limit),
+  'dlq-retry': (call) =>
+    onDeadLetter(call, (runner) => {
+      const outcome = runner.serving.retryDeadLetter(call.id);
+      if (!outcome.applied) throw makeError('SHARDLOG_DLQ_CONFLICT', `dead letter ${call.id} failed again: ${outcome.error}`, { id: call.id, error: outcome.error });
+      runner.resumed();
+      return { applied: true };
+    }),
+  'dlq-skip': (call) =>
+    onDeadLetter(call, (runner) => {
+      runner.serving.skipDeadLetter(call.id);
+      runner.resumed();
+      return { skipped: true };
+    }),
+  close: () => {
+    closed = true;
+    return null;
+  },
+};
+
+function onDeadLetter<T>(call: { name: string; id: number }, act: (runner: ProjectionRunner) => T): T {
+  const runner = runnerNamed(call.name);
+  try {
+    return act(runner);
+  } catch (error) {
+    if (error instanceof DeadLetterMissing) throw makeError('SHARDLOG_DLQ_CONFLICT', `projection "${call.name}" has no dead letter ${call.id}`, { id: call.id });
+    throw error;
   }
 }
 

@@ -7,7 +7,7 @@ import { move, workerData } from 'piscina';
 import { loadApp } from '../define/app.ts';
 import { decodeWire, encodeWire } from '../codec.ts';
 import { makeError, serializeError, ShardlogError } from '../errors.ts';
-import type { ShardRequest, ShardResponse, ShardWorkerData } from '../protocol.ts';
+import type { ShardReply, ShardRequest, ShardResponse, ShardWorkerData } from '../protocol.ts';
 import { ShardEngine } from './engine.ts';
 
 if (isMainThread) throw new Error('runtime/shard/worker.ts runs only inside a shard thread');
@@ -22,7 +22,7 @@ process.on('exit', () => engine?.close());
 
 /** Answers every request with a response; only the thread dying makes the host's call reject. */
 export default function handleShardRequest(message: Uint8Array): unknown {
-  let response: ShardResponse;
+  let response: ShardReply;
   try {
     response = respond(decodeWire<ShardRequest>(message));
   } catch (error) {
@@ -37,7 +37,7 @@ function respond(request: ShardRequest): ShardResponse {
     engine?.close();
     engine = undefined;
     closed = true;
-    return { type: 'closed' };
+    return { type: 'close' };
   }
   // Once closed, the log stays closed: its data dir lock may already belong to someone else.
   if (closed) throw makeError('SHARDLOG_CLOSED', `shard ${config.shard} is closed`);

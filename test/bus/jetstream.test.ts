@@ -12,6 +12,7 @@ import ledgerApp, { poisonUntilFixed } from '../fixtures/ledger-app.ts';
 import { expectedViews, randomBankWorkload } from '../support/bank-workload.ts';
 import { startNatsServer, type NatsServer } from '../support/nats-server.ts';
 import { allEvents, caughtUp, viewDocuments } from '../support/projections.ts';
+import { nodeRuntime } from '../support/node-runtime.ts';
 import { makeTempDir, silentLogger, waitFor } from '../support/temp-dir.ts';
 
 let cleanup: (() => Promise<void> | void)[] = [];
@@ -84,16 +85,16 @@ describe('the JetStream relay', () => {
     const server = await nats();
     const { runtime } = await bank();
     await randomBankWorkload(runtime, 11, 800);
-    const relay = await JetStreamRelay.start({ servers: server.url, prefix: 'shardlog', source: runtime, logger: silentLogger });
+    const relay = await JetStreamRelay.start({ servers: server.url, prefix: 'shardlog', source: nodeRuntime(runtime).relaySource(), logger: silentLogger });
     await waitFor(() => relay.lag().every(({ head, published }) => published >= head) && relay.lag().length > 0, { timeoutMs: 20_000 });
     await relay.close();
     await expectStreamEqualsLog(server.url, runtime);
-    const published = await runtime.publishedSeqs();
+    const published = await nodeRuntime(runtime).publishedSeqs();
     expect(published).toEqual(await runtime.heads());
 
     // A relay whose recorded progress is gone learns it from the stream: nothing is published twice.
     const before = (await readStream(server.url)).length;
-    const again = await JetStreamRelay.start({ servers: server.url, prefix: 'shardlog', source: { ...runtime, partitions: runtime.partitions, busEvents: runtime.busEvents.bind(runtime), heads: runtime.heads.bind(runtime), recordPublished: () => Promise.resolve(), onCommit: runtime.onCommit.bind(runtime) }, logger: silentLogger });
+    const again = await JetStreamRelay.start({ servers: server.url, prefix: 'shardlog', source: { ...nodeRuntime(runtime).relaySource(), recordPublished: () => Promise.resolve() }, logger: silentLogger });
     await runtime.dispatch({ aggregate: 'account', id: 'late', command: 'open', input: { owner: 'lee' } });
     await waitFor(() => again.lag().every(({ head, published }) => published >= head), { timeoutMs: 20_000 });
     await again.close();
@@ -105,7 +106,7 @@ describe('the JetStream relay', () => {
     const server = await nats();
     const { runtime } = await bank();
     await Promise.all(Array.from({ length: 300 }, (_, index) => runtime.dispatch({ aggregate: 'order', id: `o-${index % 3}-${index}`, command: 'place', input: { customerId: 'c', items: [{ sku: 'x'.repeat(90), quantity: 1, unitPrice: 1 }] } })));
-    const relay = await JetStreamRelay.start({ servers: server.url, prefix: 'shardlog', source: runtime, logger: silentLogger, maxPayload: 4_096 });
+    const relay = await JetStreamRelay.start({ servers: server.url, prefix: 'shardlog', source: nodeRuntime(runtime).relaySource(), logger: silentLogger, maxPayload: 4_096 });
     await waitFor(() => relay.lag().length > 0 && relay.lag().every(({ head, published }) => published >= head), { timeoutMs: 20_000 });
     await relay.close();
     const messages = await readStream(server.url);
@@ -148,7 +149,7 @@ describe('a relay on another data dir than the stream was written from', () => {
     const errors: string[] = [];
     const temp = makeTempDir();
     cleanup.push(temp.remove);
-    const second = await createRuntime({ app, dataDir: temp.dir, partitions: 16, shards: 2, nats: { servers: server.url }, logger: { warn: () => undefined, error: (_details, message) => errors.push(message) } });
+    const second = await createRuntime({ app, dataDir: temp.dir, partitions: 16, shards: 2, nats: { servers: server.url }, logger: { info: () => undefined, warn: () => undefined, error: (_details, message) => errors.push(message) } });
     cleanup.push(() => second.close());
     await second.dispatch({ aggregate: 'account', id: 'd-0', command: 'open', input: { owner: 'second' } });
     await waitFor(() => second.busDiverged().length > 0, { timeoutMs: 10_000 });

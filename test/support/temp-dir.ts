@@ -17,4 +17,4 @@ export async function waitFor(check: () => boolean | Promise<boolean>, { timeout
   }
 }
 
-export const silentLogger = { warn: () => undefined, error: () => undefined };
+export const silentLogger = { info: () => undefined, warn: () => undefined, error: () => undefined };

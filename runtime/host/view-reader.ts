@@ -1,6 +1,6 @@
 import Database from 'better-sqlite3';
 import { makeError } from '../errors.ts';
-import { indexedExpression } from './view-store.ts';
+import { indexedExpression } from '../projection/view-store.ts';
 
 export interface ViewPage {
   items: { key: string; doc: unknown }[];

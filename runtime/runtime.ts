@@ -1,0 +1,226 @@
+/**
+ * The public face of a running Shardlog node: what `createRuntime` returns, and every type a
+ * caller passes to it or gets back. The implementation lives in `host/` (node-runtime.ts).
+ */
+import type { z } from 'zod';
+import type { ClusterNode } from './cluster/cluster-node.ts';
+import type { ClusterTimings } from './cluster/cluster-store.ts';
+import type { Aggregate } from './define/aggregate.ts';
+import type { App } from './define/app.ts';
+import type { BusEvent } from './bus/bus-event.ts';
+import type { ShardlogError } from './errors.ts';
+import type { ProjectorHost } from './host/projector-host.ts';
+import type { BatchReport, RestartPolicy, ShardStats } from './host/shard-host.ts';
+import type { Logger } from './logger.ts';
+import type { CommandEnvelope, CommandResult, Durability, StoredEvent } from './protocol.ts';
+
+export interface RuntimeOptions<A extends App = App> {
+  app: A;
+  /** Where meta.json and shards/<n>.db live; created if missing. */
+  dataDir: string;
+  /** Partition count P, fixed when the data dir is created (default 64, then the stored value). */
+  partitions?: number;
+  /** Shard threads T (default: cores − 1, at least 1; then the stored value). */
+  shards?: number;
+  /**
+   * `fsync` (default): every commit is fsynced before its reply; nothing acknowledged is lost
+   * even on power loss. `relaxed`: fsync only at checkpoints; a process crash loses nothing,
+   * a power loss or OS crash can roll back the last commits.
+   */
+  durability?: Durability;
+  /** Live actors kept in memory per shard (default 10,000); the rest reload from the log. */
+  maxLiveActors?: number;
+  /** Commands waiting per shard before SHARDLOG_OVERLOADED (default 10,000). */
+  maxQueuedCommands?: number;
+  /** Most commands in one transaction (default 1,024). */
+  maxBatchSize?: number;
+  /** How long command ids are remembered for idempotency (default 24 h). */
+  idempotencyRetentionMs?: number;
+  /** Heap cap per shard thread, in MiB; a thread past it dies and is restarted. */
+  shardMemoryMb?: number;
+  restart?: Partial<RestartPolicy>;
+  /** Where the runtime logs (a pino logger fits); default: the console. */
+  logger?: Logger;
+  /**
+   * Publish every committed batch to NATS JetStream (stream `<PREFIX>_EVENTS`, subjects
+   * `<prefix>.events.<partition>`) and let projectors consume from there. Without it, the
+   * projectors tail the shard logs in this process (the embedded bus).
+   */
+  nats?: { servers: string; prefix?: string } | undefined;
+  /**
+   * Join a cluster (needs `nats`): nodes share the partitions through NATS KV, each serving
+   * its own and forwarding the rest; a command is acknowledged once JetStream holds its events.
+   */
+  cluster?: ClusterConfig | undefined;
+  /** Called after every batch a shard answers (metrics, tracing). Must not throw. */
+  onBatch?: (batch: BatchReport) => void;
+}
+
+export interface ClusterConfig {
+  /** This node's name, unique in the cluster: letters, digits, `.`, `_`, `-`. */
+  nodeId: string;
+  /** How long a command waits for its partition during a handoff before 503 (default 5,000 ms). */
+  moveWaitMs?: number;
+  /** Heartbeat period and how long a silent node is considered alive (defaults 500 ms, 3,000 ms). */
+  timings?: Partial<ClusterTimings>;
+  /** How long a command waits for JetStream to confirm its events (default 10,000 ms). */
+  publishWaitMs?: number;
+}
+
+export type AggregateNames<A extends App> = A['aggregates'][number]['name'];
+export type AggregateNamed<A extends App, Name> = Extract<A['aggregates'][number], { name: Name }>;
+export type CommandSchemas<Agg> = Agg extends Aggregate<string, unknown, never, infer Commands> ? Commands : Record<string, z.ZodType>;
+export type CommandNames<A extends App, Name extends AggregateNames<A>> = keyof CommandSchemas<AggregateNamed<A, Name>> & string;
+
+export interface DispatchRequest<A extends App = App, Name extends AggregateNames<A> = AggregateNames<A>, Command extends CommandNames<A, Name> = CommandNames<A, Name>> {
+  aggregate: Name;
+  id: string;
+  command: Command;
+  input: z.input<CommandSchemas<AggregateNamed<A, Name>>[Command]>;
+  /** The idempotency key; one is generated when omitted. */
+  commandId?: string;
+  /** Refuse with SHARDLOG_VERSION_MISMATCH unless the aggregate is at this version. */
+  expectedVersion?: number;
+  /** Stored with each event the command causes. */
+  metadata?: Record<string, unknown>;
+}
+
+/** A validated command bound to its shard, from `Runtime.prepare`. */
+export interface PreparedCommand {
+  readonly shard: number;
+  readonly partition: number;
+  readonly envelope: CommandEnvelope;
+}
+
+/** `heads`: [partition, last seq, …] of a commit; `events`: its events, when a JetStream relay asked the shards for them. */
+export type CommitListener = (heads: readonly number[], events?: readonly BusEvent[]) => void;
+
+export interface DispatchResult extends CommandResult {
+  commandId: string;
+}
+
+export type CommandOutcome =
+  | { status: 'committed'; aggregate: string; id: string; result: DispatchResult }
+  | { status: 'rejected'; aggregate: string; id: string; error: ShardlogError };
+
+export interface StateQuery {
+  aggregate: string;
+  id: string;
+  /** The state right after this version. */
+  version?: number;
+  /** The state as of this time (every event recorded at or before it). */
+  at?: Date | string | number;
+}
+
+export interface EventsQuery {
+  aggregate: string;
+  id: string;
+  /** Events after this aggregate version (default 0: from the first). */
+  after?: number;
+  /** At most this many (default 100, at most 1,000). */
+  limit?: number;
+}
+
+/** Where the JetStream relay stands on one partition. */
+export interface BusPartitionLag {
+  partition: number;
+  head: number;
+  published: number;
+}
+
+/** This node's part in a cluster, as the runtime shows it. */
+export type ClusterMember = Pick<ClusterNode, 'nodeId' | 'status' | 'assignmentTable'>;
+
+/**
+ * A running Shardlog node in this process: shard threads, their logs, the event bus, the
+ * projections and, with `cluster`, its part in a cluster. Create it with `createRuntime`;
+ * close it with `close()` before the process exits.
+ *
+ * Every method that takes input validates it and throws (or rejects with) a ShardlogError
+ * with a stable `code` for bad input: see docs/errors.md.
+ */
+export interface Runtime<A extends App = App> {
+  readonly app: A;
+  /** Partition count P of the data dir. */
+  readonly partitions: number;
+  /** Shard threads T. */
+  readonly shards: number;
+
+  /**
+   * Runs one command on its aggregate's shard. Resolves once its events are committed (and,
+   * with `fsync`, on disk; in a cluster, once JetStream holds them), with the aggregate's new
+   * version and the position of the last event. Rejects with a ShardlogError: RejectedError
+   * for a domain refusal, RetryableError for failures a retry with the same commandId may cure.
+   *
+   * ```ts
+   * await runtime.dispatch({ aggregate: 'account', id: 'acc-1', command: 'deposit', input: { amount: 5 } });
+   * // => { commandId: '…', version: 2, position: '0:2', events: [{ type: 'Deposited', version: 1 }] }
+   * ```
+   */
+  dispatch<Name extends AggregateNames<A>, Command extends CommandNames<A, Name>>(request: DispatchRequest<A, Name, Command>): Promise<DispatchResult>;
+  /**
+   * The synchronous half of `dispatch`: validates the request and picks its shard, throwing a
+   * ShardlogError for bad input. Lets a caller answer "accepted" (HTTP 202) only for commands
+   * that will run.
+   */
+  prepare(request: DispatchRequest): PreparedCommand;
+  /**
+   * The asynchronous half of `dispatch`: runs a prepared command. Throws at once
+   * (SHARDLOG_CLOSED, SHARDLOG_OVERLOADED, SHARDLOG_SHARD_UNAVAILABLE) if it cannot be queued.
+   */
+  submit(prepared: PreparedCommand): Promise<DispatchResult>;
+
+  /** The aggregate's state now, right after a version, or as of a time. Version 0 means it has no events. */
+  state(query: StateQuery): Promise<{ state: unknown; version: number }>;
+  /** One aggregate's events, oldest first, after a version, a page at a time. */
+  events(query: EventsQuery): Promise<{ events: StoredEvent[] }>;
+  /** One partition's events in seq order, after a seq: what the bus publishes. In a cluster, read from the partition's owner. */
+  partitionEvents(query: { partition: number; after?: number; limit?: number }): Promise<{ events: StoredEvent[] }>;
+  /**
+   * What became of a command id: its recorded reply (committed or rejected) with the
+   * aggregate it ran on, or undefined if no node has a record of it (never seen, not yet
+   * committed, failed without a decision, or pruned past the retention).
+   */
+  commandOutcome(commandId: string): Promise<CommandOutcome | undefined>;
+
+  /** The app's projections: documents, read-your-writes waits, status, rebuild and dead letters. Throws SHARDLOG_UNKNOWN_PROJECTION if the app has none. */
+  readonly projections: ProjectorHost;
+
+  /**
+   * Calls `listener` after every commit of this node with [partition, last seq, …] of the
+   * partitions it appended to. Returns the unsubscribe.
+   */
+  onCommit(listener: CommitListener): () => void;
+  /**
+   * Calls `listener` with [partition, last seq, …] whenever a partition grows: after every
+   * local commit and, in a cluster, every batch another node publishes. Returns the unsubscribe.
+   */
+  onHeads(listener: (heads: readonly number[]) => void): () => void;
+  /** The last seq of every partition this node knows of: its own commits and, in a cluster, every node's. */
+  knownHeads(): Map<number, number>;
+  /** The last committed seq of a partition as of the latest commit this node saw (0 if none); in a cluster, any node's. */
+  head(partition: number): number;
+  /** The last committed seq of every partition that has events in this node's logs (read from the shards). */
+  heads(): Promise<Map<number, number>>;
+
+  /** Where the JetStream relay stands, per partition with events: empty without NATS. */
+  busLag(): BusPartitionLag[];
+  /** Committed events the relay has not published yet, summed over the partitions (0 without NATS). */
+  busLagEvents(): number;
+  /** Partitions the relay will not publish: the stream holds more of them than this data dir wrote. */
+  busDiverged(): number[];
+  /** Whether the relay is connected to NATS (undefined without NATS). */
+  readonly busConnected: boolean | undefined;
+
+  /** This node's part in the cluster (undefined when not clustered). */
+  readonly cluster: ClusterMember | undefined;
+  /** Hands every owned partition to other nodes (bounded), then leaves the cluster; no-op when not clustered. */
+  leaveCluster(timeoutMs?: number): Promise<void>;
+
+  /** Per-shard queue depth, batch counts and health. */
+  stats(): ShardStats[];
+  /** Forgets command ids older than the retention; runs in the background on its own too. */
+  pruneCommands(): Promise<number>;
+  /** Stops taking commands, lets every accepted one commit, closes the logs and the threads. Idempotent. */
+  close(): Promise<void>;
+}

@@ -170,8 +170,13 @@ export class ShardLog {
     return this.selectStreamAfter.all(stream, afterVersion, limit);
   }
 
-  streamEventsBetween(stream: string, afterVersion: number, untilVersion: number): IterableIterator<EventRow> {
-    return this.selectStreamRange.iterate(stream, afterVersion, untilVersion);
+  /**
+   * Lazy: the query starts at the first row asked for, and stopping early resets it. An
+   * `iterate()` handed out directly holds its statement (and the connection) busy from the
+   * call on, so a caller that never read it made every later statement fail, commits too.
+   */
+  *streamEventsBetween(stream: string, afterVersion: number, untilVersion: number): Generator<EventRow> {
+    yield* this.selectStreamRange.iterate(stream, afterVersion, untilVersion);
   }
 
   /** In version order, up to the first event recorded after the time: a prefix of the stream, never one with gaps. */

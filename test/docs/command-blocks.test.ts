@@ -6,6 +6,8 @@ import { startNodeProcess, type NodeProcess } from '../support/node-process.ts';
 import { commandBlocks, documentedFiles, fencedLanguages, outputPattern, readDoc, shellLanguages, type CommandStep } from './command-blocks.ts';
 
 const run = promisify(execFile);
+/** Generous: `npx shardlog` compiles the CLI with tsx on each call, and this machine is shared. */
+const stepTimeoutMs = 120_000;
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const files = documentedFiles(root);
 const blocksByFile = new Map(files.map((file) => [file, commandBlocks(file, readDoc(root, file))]));
@@ -21,7 +23,7 @@ async function runStep(node: NodeProcess, step: CommandStep): Promise<string[]> 
     cwd: root,
     // The CLI reads these when no flag is given, so `shardlog events …` and the admin commands reach the test's node.
     env: { ...process.env, SHARDLOG_DATA: node.dir, SHARDLOG_URL: node.url, FORCE_COLOR: '0', NO_COLOR: '1' },
-    timeout: 60_000,
+    timeout: stepTimeoutMs,
     maxBuffer: 16 * 1024 * 1024,
   });
   return stdout
@@ -48,23 +50,22 @@ describe('documentation command blocks', () => {
   });
 });
 
-for (const [file, blocks] of blocksByFile) {
-  const runnable = blocks.filter((block) => block.runnable);
-  if (runnable.length === 0) continue;
+// One node for every page, as a reader would have: each page uses its own aggregate ids.
+describe('documented commands, run against a node', () => {
+  let node: NodeProcess;
+  beforeAll(async () => {
+    node = await startNodeProcess('docs', [], { readyWithinMs: 180_000 });
+  }, 200_000);
+  afterAll(async () => {
+    if (node === undefined) return;
+    node.signal('SIGTERM');
+    await node.exited;
+    node.removeDir();
+  });
 
-  describe(file, () => {
-    let node: NodeProcess;
-    beforeAll(async () => {
-      node = await startNodeProcess('docs', []);
-    });
-    afterAll(async () => {
-      node.signal('SIGTERM');
-      await node.exited;
-      node.removeDir();
-    });
-
-    for (const block of runnable) {
-      it(`runs the block at line ${block.line} and prints what it shows`, async () => {
+  for (const [file, blocks] of blocksByFile) {
+    for (const block of blocks.filter((each) => each.runnable)) {
+      it(`${file}: the block at line ${block.line} prints what it shows`, { timeout: stepTimeoutMs * (block.steps.length + 1) }, async () => {
         for (const step of block.steps) {
           const where = `${file}:${block.line}: ${step.command}`;
           const printed = await runStep(node, step).catch((error: unknown) => {
@@ -78,5 +79,5 @@ for (const [file, blocks] of blocksByFile) {
         }
       });
     }
-  });
-}
+  }
+});

@@ -1,11 +1,17 @@
 /**
- * `npm run example`: runs the example app in-process on ./data (or the dir given as the first
- * argument) and prints what each command returns. Run it twice: the state carries over.
+ * `npm run example`: runs the example app in-process and prints what each command returns.
+ * It uses a fresh temp dir (removed at the end), not ./data, so it works while `npm start`
+ * serves ./data; give a dir as the first argument to keep the state between runs.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createRuntime, RejectedError } from '../runtime/index.ts';
 import app from './app.ts';
 
-const runtime = await createRuntime({ app, dataDir: process.argv[2] ?? './data' });
+const givenDir = process.argv[2];
+const dataDir = givenDir ?? mkdtempSync(join(tmpdir(), 'shardlog-example-'));
+const runtime = await createRuntime({ app, dataDir });
 try {
   const show = (label: string, value: unknown) => console.log(label.padEnd(28), JSON.stringify(value));
   const opened = await runtime.dispatch({ aggregate: 'account', id: 'acc-1', command: 'open', input: { owner: 'ada' } }).catch((error: unknown) => error);
@@ -20,4 +26,5 @@ try {
   show(`cancel ${order}`, await runtime.dispatch({ aggregate: 'order', id: order, command: 'cancel', input: { reason: 'demo' } }));
 } finally {
   await runtime.close();
+  if (givenDir === undefined) rmSync(dataDir, { recursive: true, force: true });
 }

@@ -11,7 +11,7 @@
  *   many commands sent meanwhile waited longer than the steady p99. (A join under load mostly
  *   measures the new process's start-up, which takes the same 2 cores.)
  * Every node, NATS and this client share this machine's cores: the numbers show the cost of
- * the cluster machinery, not what more machines would add (README's scaling model does).
+ * the cluster machinery, not what more machines would add (docs/benchmarks.md's scaling model does).
  * Knobs: BENCH_SECONDS (per measured phase, default 10); BENCH_NODE_LOG=<pino level> writes
  * each node's log to bench-cluster-<node>.log in the working directory.
  */

@@ -1,7 +1,7 @@
 /**
  * Every failure the runtime reports has a stable code from this registry. Codes are never
  * reused once published; each carries its HTTP status, whether a retry may succeed, and one
- * sentence of documentation (the README table is generated from, and tested against, this).
+ * sentence of documentation (docs/errors.md is generated from this by `npm run docs:errors`).
  */
 export const errorCodes = {
   SHARDLOG_UNKNOWN_AGGREGATE: { status: 404, retryable: false, doc: 'The app defines no aggregate type with this name.' },

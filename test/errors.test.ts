@@ -3,11 +3,11 @@ import { describe, expect, it } from 'vitest';
 import { deserializeError, makeError, serializeError } from '../runtime/errors.ts';
 import { errorCodes, RejectedError, RetryableError, ShardlogError, type ErrorCode } from '../runtime/index.ts';
 
-const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+const errorsDoc = readFileSync(new URL('../docs/errors.md', import.meta.url), 'utf8');
 
 describe('error registry', () => {
-  it.each(Object.keys(errorCodes))('documents %s in README', (code) => {
-    expect(readme).toContain(`\`${code}\``);
+  it.each(Object.keys(errorCodes))('documents %s in docs/errors.md', (code) => {
+    expect(errorsDoc).toContain(`\`${code}\``);
   });
 
   it('gives every code an HTTP status and a sentence', () => {

@@ -18,8 +18,8 @@ export interface NodeProcess {
   removeDir: () => void;
 }
 
-/** A `shardlog start` process on a free loopback port and a fresh data dir, resolved once /readyz answers. */
-export async function startNodeProcess(nodeId: string, args: string[]): Promise<NodeProcess> {
+/** A `shardlog start` process on a free loopback port and a fresh data dir, resolved once /healthz answers. */
+export async function startNodeProcess(nodeId: string, args: string[], { readyWithinMs = 30_000 } = {}): Promise<NodeProcess> {
   const temp = makeTempDir();
   const port = await freePort();
   const child = spawn(process.execPath, [cli, 'start', '--port', String(port), '--host', '127.0.0.1', '--data', temp.dir, '--node-id', nodeId, '--log-level', 'warn', ...args], {
@@ -30,12 +30,12 @@ export async function startNodeProcess(nodeId: string, args: string[]): Promise<
   child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
   const exited = new Promise<number | string>((resolve) => child.on('exit', (code, signal) => resolve(signal ?? code ?? 0)));
   const url = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 30_000;
+  const deadline = Date.now() + readyWithinMs;
   for (let up = false; !up; ) {
     if (child.exitCode !== null || child.signalCode !== null) throw new Error(`node ${nodeId} exited: ${output}`);
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
-      throw new Error(`node ${nodeId} did not answer /healthz in 30 s: ${output}`);
+      throw new Error(`node ${nodeId} did not answer /healthz in ${readyWithinMs} ms: ${output}`);
     }
     up = await fetch(`${url}/healthz`).then(
       (response) => response.ok,

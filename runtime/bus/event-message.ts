@@ -35,39 +35,65 @@ export function decodeBatch(bytes: Uint8Array): PartitionBatch {
 }
 
 /**
- * Splits a batch into consecutive runs whose messages fit under `maxPayload` bytes. One event
- * larger than that cannot be published: the body limit must stay under the server's payload.
+ * Splits a batch into consecutive runs whose messages fit under `maxPayload` bytes, cutting
+ * only between commands: a node copying a partition from the stream after its writer died
+ * then never holds part of a command (its record, rebuilt from the events, would claim the
+ * whole reply). Only a command too large for one message is cut between its events. One
+ * event larger than the payload cannot be published: the body limit must stay under it.
  */
 export function splitUnderPayload(batch: PartitionBatch, maxPayload: number): { batch: PartitionBatch; bytes: Uint8Array }[] {
   const limit = maxPayload - headerAllowance;
   const whole = encodeBatch(batch);
   if (whole.byteLength <= limit) return [{ batch, bytes: whole }];
   const runs: { batch: PartitionBatch; bytes: Uint8Array }[] = [];
+  const commandEnds = commandEndsOf(batch);
   let start = 0;
   while (start < batch.events.length) {
-    let end = start + 1;
-    let bytes = encodeBatch(slice(batch, start, end));
-    if (bytes.byteLength > limit) {
+    const fitting = longestRun(batch, start, commandEnds.filter((end) => end > start), limit) ?? longestRun(batch, start, eventEnds(start, batch.events.length), limit);
+    if (fitting === undefined) {
       const event = batch.events[start]!;
-      throw new Error(`event ${event.partition}:${event.seq} is ${bytes.byteLength} bytes encoded, over the NATS max payload (${maxPayload}): lower --body-limit or raise max_payload`);
+      const size = encodeBatch(slice(batch, start, start + 1)).byteLength;
+      throw new Error(`event ${event.partition}:${event.seq} is ${size} bytes encoded, over the NATS max payload (${maxPayload}): lower --body-limit or raise max_payload`);
     }
-    // Grow the run while it fits; doubling then one-by-one keeps re-encoding cheap.
-    for (let step = 1; end < batch.events.length; ) {
-      const next = Math.min(batch.events.length, end + step);
-      const candidate = encodeBatch(slice(batch, start, next));
-      if (candidate.byteLength > limit) {
-        if (step === 1) break;
-        step = 1;
-        continue;
-      }
-      end = next;
-      bytes = candidate;
-      step *= 2;
-    }
-    runs.push({ batch: slice(batch, start, end), bytes });
-    start = end;
+    runs.push(fitting);
+    start = start + fitting.batch.events.length;
   }
   return runs;
+}
+
+/** The index after each command's last event (consecutive events sharing a command id are one command). */
+function commandEndsOf(batch: PartitionBatch): number[] {
+  const ends: number[] = [];
+  const { events } = batch;
+  for (let index = 1; index <= events.length; index++) {
+    const commandId = events[index - 1]!.metadata.commandId;
+    if (index === events.length || commandId === undefined || events[index]!.metadata.commandId !== commandId) ends.push(index);
+  }
+  return ends;
+}
+
+function eventEnds(start: number, length: number): number[] {
+  return Array.from({ length: length - start }, (_, index) => start + index + 1);
+}
+
+/** The run from `start` to the furthest of `ends` whose message fits; doubling then one-by-one keeps re-encoding cheap. */
+function longestRun(batch: PartitionBatch, start: number, ends: readonly number[], limit: number): { batch: PartitionBatch; bytes: Uint8Array } | undefined {
+  let best: { batch: PartitionBatch; bytes: Uint8Array } | undefined;
+  let index = 0;
+  for (let step = 1; index < ends.length; ) {
+    const candidateIndex = Math.min(ends.length - 1, index + step - 1);
+    const run = slice(batch, start, ends[candidateIndex]!);
+    const bytes = encodeBatch(run);
+    if (bytes.byteLength > limit) {
+      if (step === 1) break;
+      step = 1;
+      continue;
+    }
+    best = { batch: run, bytes };
+    index = candidateIndex + 1;
+    step *= 2;
+  }
+  return best;
 }
 
 function slice(batch: PartitionBatch, start: number, end: number): PartitionBatch {

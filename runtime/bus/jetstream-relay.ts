@@ -49,6 +49,8 @@ interface PartitionState {
 
 const wrongLastSequence = 10071;
 const recordEveryMs = 100;
+/** The most events the relay reads from a log at once (the shard's own bound on a bus-events read). */
+const maxPageEvents = 10_000;
 const backstopEveryMs = 1_000;
 
 function byPartition(events: readonly BusEvent[]): Map<number, BusEvent[]> {
@@ -353,12 +355,29 @@ export class JetStreamRelay {
       if (!state.synced) await this.sync(partition, state);
       this.publishWaiters.reached(partition, state.published);
       while (state.published < state.head && this.mayPublish(partition, state) && !this.stopped) {
-        const events = await this.options.source.busEvents(partition, state.published, this.options.pageSize ?? 1_000);
+        const events = await this.pageOfWholeCommands(partition, state.published);
         if (events.length === 0) return;
         await this.publishRuns(partition, state, events);
       }
     } catch (error) {
       await this.publishFailed(partition, state, error);
+    }
+  }
+
+  /**
+   * The log after `after`, a page at a time, ending with a whole command (a copy of the
+   * stream must never end inside one); a page that one command fills is read larger.
+   */
+  private async pageOfWholeCommands(partition: number, after: number): Promise<BusEvent[]> {
+    for (let size = this.options.pageSize ?? 1_000; ; size = Math.min(maxPageEvents, size * 2)) {
+      const events = await this.options.source.busEvents(partition, after, size);
+      // Short of the page: the log ends here, and commits end on a command.
+      if (events.length < size || size === maxPageEvents) return events;
+      const lastCommand = events.at(-1)!.metadata.commandId;
+      if (lastCommand === undefined) return events;
+      let end = events.length;
+      while (end > 0 && events[end - 1]!.metadata.commandId === lastCommand) end--;
+      if (end > 0) return events.slice(0, end);
     }
   }
 

@@ -325,7 +325,7 @@ describe('a journal: the JetStream copy of a partition', () => {
    * the writer dies between the two publishes the stream ends inside the command: a new
    * owner's catch-up copies that half and rebuilds a command record claiming it succeeded.
    */
-  it.fails('carries every command in one message even when the relay catches up more than a page of events', { timeout: 240_000 }, async () => {
+  it('carries every command in one message even when the relay catches up more than a page of events', { timeout: 240_000 }, async () => {
     const splitPrefix = 'tcksplit';
     const dir = makeTempDir('shardlog-tck-split-');
     try {

@@ -1,11 +1,9 @@
 /** `shardlog cluster status`: the nodes sharing partitions over NATS, read from the cluster's KV buckets. */
 import { Command, Option } from 'commander';
-import { clusterReport } from '../../runtime/index.ts';
+import type { ClusterReport } from '../../runtime/index.ts';
 import { CliFailure } from '../cli-failure.ts';
 import { natsPrefixOption, natsServers } from '../options.ts';
 import type { CliOutput } from '../output.ts';
-
-type ClusterReport = NonNullable<Awaited<ReturnType<typeof clusterReport>>>;
 
 function printReport(output: CliOutput, report: ClusterReport): void {
   output.out(`partitions: ${report.partitions}   leader: ${report.leader ?? '(none)'}\n\nnode\tlast heartbeat\tstate\towned\tunpublished events\n`);
@@ -27,6 +25,8 @@ function statusCommand(output: CliOutput): Command {
     .action(async (options: { nats?: string; natsPrefix: string; json?: boolean }) => {
       const servers = natsServers(options.nats);
       if (servers === undefined) throw new CliFailure('cluster status needs --nats <url> (or NATS_URL)', 2);
+      // Loaded when the command runs, so that the other commands start without the runtime and NATS.
+      const { clusterReport } = await import('../../runtime/index.ts');
       let report;
       try {
         report = await clusterReport({ servers, prefix: options.natsPrefix });

@@ -1,6 +1,5 @@
 /** `shardlog events <aggregate> <id>`: one aggregate's events as JSON lines, read from the data dir (works while a node serves it). */
 import { Command, Option } from 'commander';
-import { loadApp, readStreamEvents } from '../../runtime/index.ts';
 import { appOption, appUrl, dataOption, integer } from '../options.ts';
 import type { CliOutput } from '../output.ts';
 
@@ -14,6 +13,8 @@ export function eventsCommand(output: CliOutput): Command {
     .addOption(new Option('--after <version>', 'only events after this version').argParser(integer(0, Number.MAX_SAFE_INTEGER)).default(0))
     .addOption(new Option('--limit <n>', 'at most this many').argParser(integer(1, 1_000_000)).default(1_000_000))
     .action(async (aggregate: string, id: string, options: { data: string; app?: string; after: number; limit: number }) => {
+      // Loaded when the command runs, so that the other commands start without the runtime.
+      const { loadApp, readStreamEvents } = await import('../../runtime/index.ts');
       const app = await loadApp(appUrl(options.app));
       const events = readStreamEvents(app, options.data, { aggregate, id, after: options.after, limit: options.limit });
       for (const event of events) output.out(`${JSON.stringify(event)}\n`);

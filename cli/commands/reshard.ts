@@ -1,7 +1,6 @@
 /** `shardlog reshard --shards <n>`: change a data dir's shard count offline, with a progress bar. */
 import { Command } from 'commander';
 import { Presets, SingleBar } from 'cli-progress';
-import { reshardDataDir } from '../../runtime/index.ts';
 import { dataOption, integer } from '../options.ts';
 import type { CliOutput } from '../output.ts';
 
@@ -10,7 +9,9 @@ export function reshardCommand(output: CliOutput): Command {
     .description('change the shard count of a data dir (offline: no node may be serving it); moves each partition’s rows to its new shard file')
     .addOption(dataOption())
     .requiredOption('--shards <n>', 'the new shard count T', integer(1, 1_024))
-    .action((options: { data: string; shards: number }) => {
+    .action(async (options: { data: string; shards: number }) => {
+      // Loaded when the command runs, so that the other commands start without the runtime.
+      const { reshardDataDir } = await import('../../runtime/index.ts');
       const bar = new SingleBar({ format: 'resharding [{bar}] {percentage}% | {value}/{total} rows | ETA {eta}s', stream: process.stderr }, Presets.shades_classic);
       let started = false;
       let result;

@@ -2,8 +2,7 @@
 import { Command, Option } from 'commander';
 import closeWithGrace from 'close-with-grace';
 import { hostname } from 'node:os';
-import { loadTokensFile, parseTokens, type TokenEntry } from '../../gateway/auth.ts';
-import { startNode } from '../../gateway/node.ts';
+import type { TokenEntry } from '../../gateway/auth.ts';
 import { appOption, appUrl, dataOption, integer, natsPrefixOption, natsServers } from '../options.ts';
 
 interface StartOptions {
@@ -24,7 +23,8 @@ interface StartOptions {
   natsPrefix: string;
 }
 
-function tokensFrom(file: string | undefined): TokenEntry[] {
+async function tokensFrom(file: string | undefined): Promise<TokenEntry[]> {
+  const { loadTokensFile, parseTokens } = await import('../../gateway/auth.ts');
   if (file !== undefined) return loadTokensFile(file);
   const inline = process.env.SHARDLOG_TOKENS;
   return inline === undefined || inline === '' ? [] : parseTokens(inline, 'SHARDLOG_TOKENS');
@@ -50,6 +50,9 @@ export function startCommand(): Command {
     .addOption(new Option('--log-level <level>', 'pino level').env('SHARDLOG_LOG_LEVEL').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'))
     .action(async (options: StartOptions) => {
       const nats = natsServers(options.nats);
+      // Loaded here, not at the top: the runtime and the HTTP stack cost seconds of start-up that
+      // the commands that only call a node's admin routes need not pay.
+      const { startNode } = await import('../../gateway/node.ts');
       const node = await startNode({
         port: options.port,
         host: options.host,
@@ -59,7 +62,7 @@ export function startCommand(): Command {
         shards: options.shards,
         durability: options.durability,
         nodeId: options.nodeId ?? hostname(),
-        tokens: tokensFrom(options.tokens),
+        tokens: await tokensFrom(options.tokens),
         // Read by hand: commander would take any value of the variable, "false" included, as true.
         insecure: options.insecure || /^(1|true)$/i.test(process.env.SHARDLOG_INSECURE ?? ''),
         bodyLimit: options.bodyLimit,

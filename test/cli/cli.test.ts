@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { runCli } from '../../cli/program.ts';
+import { freePort, startNatsServer } from '../support/nats-server.ts';
 import { http } from '../support/node.ts';
 import { makeTempDir, waitFor } from '../support/temp-dir.ts';
 
@@ -112,6 +113,29 @@ describe('shardlog CLI: failures of the work', () => {
     } finally {
       if (saved !== undefined) process.env.NATS_URL = saved;
     }
+  });
+
+  it('reads the cluster from NATS_URL when --nats is not given, and says when there is none', async () => {
+    const nats = await startNatsServer();
+    cleanup.push(nats.stop);
+    const saved = process.env.NATS_URL;
+    process.env.NATS_URL = nats.url;
+    try {
+      const result = await inProcess(['cluster', 'status', '--nats-prefix', 'nobody']);
+      expect(result.code).toBe(1);
+      expect(result.stderrLines).toEqual([`shardlog: no cluster with prefix "nobody" on ${nats.url} (start a node with --nats and --node-id to create one)`]);
+    } finally {
+      if (saved === undefined) delete process.env.NATS_URL;
+      else process.env.NATS_URL = saved;
+    }
+  });
+
+  it('says when NATS cannot be reached', async () => {
+    const url = `nats://127.0.0.1:${await freePort()}`;
+    const result = await inProcess(['cluster', 'status', '--nats', url]);
+    expect(result.code).toBe(1);
+    expect(result.stderrLines).toHaveLength(1);
+    expect(result.stderrLines[0]).toMatch(new RegExp(`^shardlog: cannot read the cluster from ${url}: `));
   });
 
   it('says why a node cannot be reached', async () => {

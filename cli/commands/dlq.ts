@@ -9,6 +9,7 @@ const projectionPath = (projection: string) => `/admin/projections/${encodeURICo
 
 function listCommand(output: CliOutput): Command {
   return new Command('list')
+    .description('the events a projection has parked, as JSON lines')
     .argument('<projection>', 'projection name')
     .addOption(urlOption())
     .addOption(tokenOption())

@@ -73,7 +73,7 @@ export async function runHttp(): Promise<void> {
     const match = /^listening (\d+)/.exec(line);
     return match === null ? undefined : Number(match[1]);
   });
-  const node = await startChild([here('../gateway/shardlog.mjs'), 'start', '--port', '0', '--data', dataDir, '--durability', 'fsync', '--log-level', 'info'], (line) => {
+  const node = await startChild([here('../cli/shardlog.mjs'), 'start', '--port', '0', '--data', dataDir, '--durability', 'fsync', '--log-level', 'info'], (line) => {
     if (!line.includes('shardlog node serving')) return undefined;
     const address = (JSON.parse(line) as { address: { port: number; family: string }[] }).address.find((entry) => entry.family === 'IPv4');
     return address?.port;

@@ -9,7 +9,7 @@ import { startNodeProcess, type NodeProcess } from '../support/node-process.ts';
 import { streamEvents, streamInvariants } from '../support/stream-events.ts';
 
 const run = promisify(execFile);
-const cli = fileURLToPath(new URL('../../gateway/shardlog.mjs', import.meta.url));
+const cli = fileURLToPath(new URL('../../cli/shardlog.mjs', import.meta.url));
 const partitions = 16;
 const accounts = Array.from({ length: 40 }, (_, index) => `acc-${index}`);
 

@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { http } from '../support/node.ts';
 import { makeTempDir, waitFor } from '../support/temp-dir.ts';
 
-const cli = fileURLToPath(new URL('../../gateway/shardlog.mjs', import.meta.url));
+const cli = fileURLToPath(new URL('../../cli/shardlog.mjs', import.meta.url));
 let cleanup: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
   for (const step of cleanup.reverse()) await step();

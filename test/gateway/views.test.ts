@@ -8,7 +8,7 @@ import { poisonUntilFixed } from '../fixtures/ledger-app.ts';
 import { http, startTestNode } from '../support/node.ts';
 import { waitFor } from '../support/temp-dir.ts';
 
-const cli = fileURLToPath(new URL('../../gateway/shardlog.mjs', import.meta.url));
+const cli = fileURLToPath(new URL('../../cli/shardlog.mjs', import.meta.url));
 const ledgerApp = new URL('../fixtures/ledger-app.ts', import.meta.url).href;
 const run = promisify(execFile);
 let cleanup: (() => Promise<void> | void)[] = [];

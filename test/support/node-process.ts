@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { freePort } from './nats-server.ts';
 import { makeTempDir } from './temp-dir.ts';
 
-const cli = fileURLToPath(new URL('../../gateway/shardlog.mjs', import.meta.url));
+const cli = fileURLToPath(new URL('../../cli/shardlog.mjs', import.meta.url));
 
 export interface NodeProcess {
   nodeId: string;

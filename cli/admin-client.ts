@@ -18,8 +18,10 @@ export async function adminCall<T>(target: AdminTarget, method: 'GET' | 'POST', 
       signal: AbortSignal.timeout(30_000),
     });
   } catch (error) {
-    const cause = (error as { cause?: { code?: string } }).cause?.code ?? (error as Error).message;
-    throw new AdminError(`cannot reach a node at ${target.url} (${cause}); is \`shardlog start\` running there? (--url or SHARDLOG_URL)`);
+    // fetch says only "fetch failed"; the reason (ECONNREFUSED, bad port, …) is its cause.
+    const cause: unknown = error instanceof Error && error.cause instanceof Error ? error.cause : error;
+    const reason = cause instanceof Error ? ((cause as NodeJS.ErrnoException).code ?? cause.message) : String(cause);
+    throw new AdminError(`cannot reach a node at ${target.url} (${reason}); is \`shardlog start\` running there? (--url or SHARDLOG_URL)`);
   }
   const text = await response.text();
   const body = text === '' ? undefined : (JSON.parse(text) as unknown);

@@ -1,5 +1,5 @@
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
-import { isConnectionClosed, isNoResponders, isTimeout } from '../bus/nats-errors.ts';
+import { isConnectionClosed, isNatsOutage, isNoResponders, isTimeout } from '../bus/nats-errors.ts';
 import { decodeWire, encodeWire } from '../codec.ts';
 import { deserializeError, makeError, serializeError, ShardlogError, type SerializedError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
@@ -172,6 +172,7 @@ export class Forwarding {
     } catch (error) {
       if (isTimeout(error) || isNoResponders(error)) return undefined;
       if (isConnectionClosed(error)) throw makeError('SHARDLOG_CLOSED', 'the node is leaving the cluster', {}, error);
+      if (isNatsOutage(error)) throw makeError('SHARDLOG_OUTCOME_UNKNOWN', `NATS did not take the look-up of command ${commandId}: whether another node ran it is unknown, ask again`, { retryAfterMs: 1_000 }, error);
       throw error;
     }
   }

@@ -117,7 +117,7 @@ export async function consumePartitionBatches(options: ConsumeOptions): Promise<
     close: async () => {
       if (closed) return;
       closed = true;
-      await messages?.close().catch(() => undefined);
+      await messages?.close().catch((error: unknown) => options.logger.warn({ err: error }, 'could not close the JetStream consumer'));
       await Promise.race([done, new Promise((resolve) => setTimeout(resolve, 2_000))]);
       await Promise.race([nc.close(), new Promise((resolve) => setTimeout(resolve, 2_000))]);
     },

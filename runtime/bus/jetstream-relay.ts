@@ -1,10 +1,11 @@
-import { jetstream, jetstreamManager, JetStreamApiError, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { makeError, type ShardlogError } from '../errors.ts';
 import { PositionWaiters } from '../position-waiters.ts';
 import type { Logger } from '../logger.ts';
 import type { BusEvent } from './bus-event.ts';
 import { decodeBatch, msgIdOf, splitUnderPayload, streamNameOf, subjectOf } from './event-message.ts';
+import { isStreamNotFound, isWrongLastSequence } from './nats-errors.ts';
 
 /** What the relay reads from and records into: the runtime. */
 export interface RelaySource {
@@ -47,7 +48,6 @@ interface PartitionState {
   pumping: boolean;
 }
 
-const wrongLastSequence = 10071;
 const recordEveryMs = 100;
 /** The most events the relay reads from a log at once (the shard's own bound on a bus-events read). */
 const maxPageEvents = 10_000;
@@ -88,13 +88,15 @@ function fencedError(partition: number): ShardlogError {
  */
 export async function ensureEventStream(jsm: JetStreamManager, prefix: string): Promise<string> {
   const name = streamNameOf(prefix);
+  let info;
   try {
-    const info = await jsm.streams.info(name);
-    if (info.config.allow_direct !== true) await jsm.streams.update(name, { allow_direct: true }).catch(() => undefined);
+    info = await jsm.streams.info(name);
   } catch (error) {
-    if (!(error instanceof JetStreamApiError) || !/not found/i.test(error.message)) throw error;
+    if (!isStreamNotFound(error)) throw error;
     await jsm.streams.add({ name, subjects: [`${prefix}.events.*`], storage: 'file', allow_direct: true });
+    return name;
   }
+  if (info.config.allow_direct !== true) await jsm.streams.update(name, { allow_direct: true });
   return name;
 }
 
@@ -260,7 +262,7 @@ export class JetStreamRelay {
         this.pumpAll();
         return;
       } catch (error) {
-        await this.nc?.close().catch(() => undefined);
+        await this.nc?.close().catch((closeError: unknown) => this.options.logger.warn({ err: closeError }, 'could not close the relay connection that failed to set up'));
         this.nc = undefined;
         const delay = Math.min(5_000, 100 * 2 ** Math.min(attempt, 6));
         if (attempt === 0 || attempt % 20 === 0) this.options.logger.warn({ err: error, retryInMs: delay }, 'relay cannot reach NATS JetStream; commands keep committing locally');
@@ -417,7 +419,7 @@ export class JetStreamRelay {
   private async publishFailed(partition: number, state: PartitionState, error: unknown): Promise<void> {
     state.synced = false;
     if (error instanceof StalePublishError) return;
-    if (error instanceof JetStreamApiError && error.code === wrongLastSequence) {
+    if (isWrongLastSequence(error)) {
       this.options.logger.warn({ partition }, 'the stream holds another tail for this partition than expected; re-reading it');
     } else if (!this.stopped && this.isConnected) {
       this.options.logger.warn({ err: error, partition }, 'publishing to JetStream failed; retrying');
@@ -450,8 +452,9 @@ export class JetStreamRelay {
     this.publishWaiters.rejectAll(makeError('SHARDLOG_OUTCOME_UNKNOWN', 'the node stopped before JetStream confirmed this command: retry it with the same command id'));
     await this.flushRecord();
     const nc = this.nc;
-    if (nc !== undefined) await Promise.race([nc.drain().catch(() => nc.close()), new Promise((resolve) => setTimeout(resolve, 2_000))]);
-    if (nc !== undefined && !nc.isClosed()) await nc.close().catch(() => undefined);
+    const drained = nc?.drain().catch((error: unknown) => this.options.logger.warn({ err: error }, 'could not drain the relay connection; closing it'));
+    if (drained !== undefined) await Promise.race([drained, new Promise((resolve) => setTimeout(resolve, 2_000))]);
+    if (nc !== undefined && !nc.isClosed()) await nc.close().catch((error: unknown) => this.options.logger.warn({ err: error }, 'could not close the relay connection'));
     await Promise.race([this.connecting, new Promise((resolve) => setTimeout(resolve, 100))]);
   }
 }

@@ -2,6 +2,7 @@ import { Kvm, type KV, type KvEntry } from '@nats-io/kv';
 import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { upperPrefixOf } from '../bus/event-message.ts';
+import { isStreamNotFound, isWrongLastSequence } from '../bus/nats-errors.ts';
 import { makeError } from '../errors.ts';
 import type { Assignment } from './assignment-plan.ts';
 
@@ -45,7 +46,9 @@ function decode<T>(entry: KvEntry): T {
  * The cluster's shared state in three NATS KV buckets: `<PREFIX>_CLUSTER` (the partition
  * count and every partition's assignment, no expiry), `<PREFIX>_NODES` (heartbeats, expiring)
  * and `<PREFIX>_LEADER` (the leader lock: create-if-absent, expiring unless refreshed).
- * Every write that decides something is compare-and-set on the key's revision.
+ * Every write that decides something is compare-and-set on the key's revision: losing that
+ * race is an answer (false, undefined), while NATS not answering throws, since then nothing is
+ * known of what the bucket holds.
  */
 export class ClusterStore {
   private constructor(
@@ -71,13 +74,14 @@ export class ClusterStore {
   static async openExisting(nc: NatsConnection, prefix: string): Promise<ClusterStore | undefined> {
     const kvm = new Kvm(nc);
     const base = upperPrefixOf(prefix);
+    const [cluster, nodes, leader] = await Promise.all([kvm.open(`${base}_CLUSTER`), kvm.open(`${base}_NODES`), kvm.open(`${base}_LEADER`)]);
     try {
-      const [cluster, nodes, leader] = await Promise.all([kvm.open(`${base}_CLUSTER`), kvm.open(`${base}_NODES`), kvm.open(`${base}_LEADER`)]);
       await cluster.status();
-      return new ClusterStore(await jetstreamManager(nc), base, cluster, nodes, leader);
-    } catch {
-      return undefined;
+    } catch (error) {
+      if (isStreamNotFound(error)) return undefined;
+      throw error;
     }
+    return new ClusterStore(await jetstreamManager(nc), base, cluster, nodes, leader);
   }
 
   /** Records P when the cluster is created; refuses a node started with another P. */
@@ -85,8 +89,9 @@ export class ClusterStore {
     try {
       await this.cluster.create('meta', encode({ partitions, createdAt: new Date().toISOString() }));
       return;
-    } catch {
+    } catch (error) {
       // It exists (or the create raced with another node's): compare with what is there.
+      if (!isWrongLastSequence(error)) throw error;
     }
     const entry = await this.cluster.get('meta');
     if (entry === null || entry.operation !== 'PUT') throw new Error('the cluster meta record could not be read');
@@ -113,20 +118,29 @@ export class ClusterStore {
     await this.nodes.delete(nodeId);
   }
 
-  /** Takes the leader lock if free, or refreshes it if held by this node; false if another node holds it. */
+  /**
+   * Takes the leader lock if free, or refreshes it if held by this node (at `revision`); its
+   * new revision, or undefined if another node holds it. Throws if NATS does not answer.
+   */
   async lead(nodeId: string, revision: number | undefined): Promise<number | undefined> {
     try {
       if (revision !== undefined) return await this.leader.update('leader', encode({ nodeId }), revision);
       return await this.leader.create('leader', encode({ nodeId }));
-    } catch {
-      return undefined;
+    } catch (error) {
+      if (isWrongLastSequence(error)) return undefined;
+      throw error;
     }
   }
 
   async resign(nodeId: string): Promise<void> {
     const entry = await this.leader.get('leader');
     if (entry !== null && entry.operation === 'PUT' && decode<{ nodeId: string }>(entry).nodeId === nodeId) {
-      await this.leader.delete('leader', { previousSeq: entry.revision }).catch(() => undefined);
+      try {
+        await this.leader.delete('leader', { previousSeq: entry.revision });
+      } catch (error) {
+        // Another node took the lock meanwhile: it is not this node's to remove.
+        if (!isWrongLastSequence(error)) throw error;
+      }
     }
   }
 
@@ -135,14 +149,19 @@ export class ClusterStore {
     return entry === null || entry.operation !== 'PUT' ? undefined : decode<{ nodeId: string }>(entry).nodeId;
   }
 
-  /** Writes a partition's assignment if its revision is still `revision` (0: the key must not exist); false if it changed. */
+  /**
+   * Writes a partition's assignment if its revision is still `revision` (0: the key must not
+   * exist); false if it changed. Throws if NATS does not answer: the write may or may not
+   * have been made, and the assignment watch tells which.
+   */
   async setAssignment(partition: number, assignment: Assignment, revision: number): Promise<boolean> {
     try {
       if (revision === 0) await this.cluster.create(`partitions.${partition}`, encode(assignment));
       else await this.cluster.update(`partitions.${partition}`, encode(assignment), revision);
       return true;
-    } catch {
-      return false;
+    } catch (error) {
+      if (isWrongLastSequence(error)) return false;
+      throw error;
     }
   }
 

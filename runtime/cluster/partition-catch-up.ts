@@ -1,6 +1,8 @@
-import { DeliverPolicy, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import { DeliverPolicy, JetStreamApiCodes, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import type { BusEvent } from '../bus/bus-event.ts';
 import { decodeBatch, subjectOf } from '../bus/event-message.ts';
+import { jetStreamApiCodeOf } from '../bus/nats-errors.ts';
+import type { Logger } from '../logger.ts';
 
 export interface CatchUpOptions {
   js: JetStreamClient;
@@ -10,6 +12,7 @@ export interface CatchUpOptions {
   partition: number;
   /** The local log's last seq of the partition: the copy starts right after it. */
   localHead: number;
+  logger: Pick<Logger, 'warn'>;
   /** Appends events (consecutive, in seq order) to the local log. */
   append: (events: BusEvent[]) => Promise<void>;
   /** Events per append (default 2,000). */
@@ -25,19 +28,14 @@ export interface CatchUpResult {
   streamSeq: number;
 }
 
-/**
- * Brings a node's log of one partition up to the stream's tail, as the stream was when the
- * copy began (the partition's new owner does this before it serves). Returns the seq it
- * reached. Messages are read with an ordered consumer filtered to the partition's subject;
- * the events the log already has are skipped.
- */
 /** Direct gets read at most this many messages; a longer copy goes through a consumer. */
 const maxDirectReads = 32;
 
 /**
  * The few messages after a known stream sequence, one direct get each (`next_by_subj`, served
  * from the server's per-subject index): a handoff's last copy, on the path commands wait on,
- * without creating a consumer. Undefined when there are more than `maxDirectReads`.
+ * without creating a consumer. Undefined when there are more than `maxDirectReads`, or when
+ * the server answering ends before the tail.
  */
 async function copyDirect(options: CatchUpOptions, subject: string, start: number, localHead: number, tailSeq: number): Promise<CatchUpResult | undefined> {
   let head = localHead;
@@ -47,7 +45,8 @@ async function copyDirect(options: CatchUpOptions, subject: string, start: numbe
   for (let reads = 0; head < tailSeq; reads++) {
     if (reads >= maxDirectReads) return undefined;
     const message = await options.jsm.direct.getMessage(options.stream, { seq: next, next_by_subj: subject });
-    if (message === null) throw new Error(`partition ${options.partition}: the stream ended at seq ${head} before its tail ${tailSeq}`);
+    // A replica answering direct gets can lag behind the stream's leader: let a consumer finish the copy.
+    if (message === null) return undefined;
     streamSeq = message.seq;
     next = message.seq + 1;
     for (const event of decodeBatch(message.data).events) {
@@ -61,6 +60,12 @@ async function copyDirect(options: CatchUpOptions, subject: string, start: numbe
   return { head, streamSeq };
 }
 
+/**
+ * Brings a node's log of one partition up to the stream's tail, as the stream was when the
+ * copy began (the partition's new owner does this before it serves). Returns the seq it
+ * reached. Messages are read with an ordered consumer filtered to the partition's subject;
+ * the events the log already has are skipped.
+ */
 export async function catchUpPartition(options: CatchUpOptions): Promise<CatchUpResult> {
   const subject = subjectOf(options.prefix, options.partition);
   const last = await options.jsm.streams.getMessage(options.stream, { last_by_subj: subject });
@@ -71,7 +76,7 @@ export async function catchUpPartition(options: CatchUpOptions): Promise<CatchUp
   if (tailSeq <= head) return { head, streamSeq: last.seq };
   const start = options.fromStreamSeq ?? 0;
   if (start > 0) {
-    const direct = await copyDirect(options, subject, start, head, tailSeq).catch(() => undefined);
+    const direct = await copyDirect(options, subject, start, head, tailSeq);
     if (direct !== undefined) return direct;
   }
   const chunk = options.chunk ?? 2_000;
@@ -114,7 +119,10 @@ export async function catchUpPartition(options: CatchUpOptions): Promise<CatchUp
     }
     await flush();
   } finally {
-    await consumer.delete().catch(() => undefined);
+    // The server also removes an idle ordered consumer by itself: a failed delete costs nothing but a warning.
+    await consumer.delete().catch((error: unknown) => {
+      if (jetStreamApiCodeOf(error) !== JetStreamApiCodes.ConsumerNotFound) options.logger.warn({ err: error, partition: options.partition }, 'could not delete the consumer of a partition copy');
+    });
   }
   return { head, streamSeq };
 }

@@ -1,5 +1,5 @@
 import type { JetStreamRelay } from '../bus/jetstream-relay.ts';
-import type { ClusterHost } from '../cluster/cluster-node.ts';
+import type { ClusterHost } from '../cluster/cluster-host.ts';
 import { makeError } from '../errors.ts';
 import { parsePosition } from '../partitioning.ts';
 import type { CommitFeed } from './commit-feed.ts';

@@ -53,8 +53,10 @@ describe('copying a partition from the stream', () => {
     }
 
     const appended: BusEvent[][] = [];
+    const warnings: string[] = [];
+    const logger = { warn: (_details: object, message: string) => void warnings.push(message) };
     const copy = (localHead: number, fromStreamSeq?: number) =>
-      catchUpPartition({ js, jsm, stream, prefix: 'copy', partition: 3, localHead, chunk: 4, ...(fromStreamSeq === undefined ? {} : { fromStreamSeq }), append: (chunk) => {
+      catchUpPartition({ js, jsm, stream, prefix: 'copy', partition: 3, localHead, chunk: 4, logger, ...(fromStreamSeq === undefined ? {} : { fromStreamSeq }), append: (chunk) => {
           appended.push(chunk);
           return Promise.resolve();
         } });
@@ -81,5 +83,7 @@ describe('copying a partition from the stream', () => {
     appended.length = 0;
     expect((await copy(6)).head).toBe(6);
     expect(appended).toEqual([]);
+    // Every copy deleted its consumer.
+    expect(warnings).toEqual([]);
   });
 });

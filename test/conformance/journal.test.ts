@@ -93,6 +93,7 @@ async function copyFromStream(): Promise<void> {
     await catchUpPartition({
       js,
       jsm,
+      logger: silentLogger,
       stream: eventStream,
       prefix,
       partition,
@@ -390,6 +391,7 @@ describe('a journal: the JetStream copy of a partition', () => {
       const result = await catchUpPartition({
         js,
         jsm,
+        logger: silentLogger,
         stream: eventStream,
         prefix,
         partition: 1,
@@ -406,7 +408,7 @@ describe('a journal: the JetStream copy of a partition', () => {
 
   it('replays nothing of a partition the stream never carried, and reports head 0', async () => {
     const appended: unknown[] = [];
-    const result = await catchUpPartition({ js, jsm, stream: eventStream, prefix, partition: emptyPartition, localHead: 0, append: (events) => {
+    const result = await catchUpPartition({ js, jsm, logger: silentLogger, stream: eventStream, prefix, partition: emptyPartition, localHead: 0, append: (events) => {
       appended.push(...events);
       return Promise.resolve();
     } });

@@ -1,0 +1,209 @@
+import type { NatsConnection, Subscription } from '@nats-io/transport-node';
+import { isConnectionClosed, isNatsOutage, isNoResponders, isTimeout } from '../bus/nats-errors.ts';
+import { decodeWire, encodeWire } from '../codec.ts';
+import { deserializeError, makeError, serializeError, ShardlogError, type SerializedError } from '../errors.ts';
+import type { Logger } from '../logger.ts';
+import type { CommandEnvelope, CommandRecord, CommandResult, ShardRequest, ShardResponse } from '../protocol.ts';
+import type { ChangeSignal } from './change-signal.ts';
+import type { ClusterHost } from './cluster-host.ts';
+import type { StoredAssignment } from './cluster-store.ts';
+import type { LocalState } from './partition-ownership.ts';
+
+/** What forwarding needs of the partitions this node holds. */
+export interface ServedPartitions {
+  stateOf(partition: number): LocalState | undefined;
+  /** Runs a command on a partition this node serves, counted as in flight while it runs. */
+  runServing(partition: number, envelope: CommandEnvelope): Promise<CommandResult>;
+}
+
+export interface ForwardingOptions {
+  nodeId: string;
+  nc: NatsConnection;
+  prefix: string;
+  host: Pick<ClusterHost, 'readLocally' | 'commandRecord'>;
+  logger: Logger;
+  /** Every partition's assignment as this node last saw it. */
+  assignments: ReadonlyMap<number, StoredAssignment>;
+  served: ServedPartitions;
+  changes: ChangeSignal;
+  /** How long a command waits for a partition in handoff before SHARDLOG_PARTITION_MOVING (default 5,000 ms). */
+  moveWaitMs?: number | undefined;
+}
+
+export interface ForwardingCounters {
+  forwarded: number;
+  forwardedFailed: number;
+}
+
+type Kind = 'cmd' | 'read';
+type ForwardReply<T = CommandResult> = { ok: true; result: T } | { ok: false; error: SerializedError; notOwner?: true };
+
+/** Silence this long to `<prefix>.outcome` means no node has a confirmed record of the command. */
+const outcomeWaitMs = 500;
+
+/**
+ * Runs commands and reads where their partition is served: on this node, or forwarded over
+ * NATS to the owner (`<prefix>.cmd.<partition>`, `<prefix>.read.<partition>`); and answers
+ * what other nodes forward here and their command-id look-ups (`<prefix>.outcome`).
+ */
+export class Forwarding {
+  /** Forwarded requests being answered: a leaving node answers them all before it closes its connection. */
+  private readonly answering = new Set<Promise<void>>();
+  private readonly counts: ForwardingCounters = { forwarded: 0, forwardedFailed: 0 };
+  private stopped = false;
+
+  constructor(private readonly options: ForwardingOptions) {}
+
+  counters(): ForwardingCounters {
+    return { ...this.counts };
+  }
+
+  /**
+   * Runs a command wherever its partition is served: here, or forwarded to the owner. While
+   * the partition moves, waits (bounded), then fails with SHARDLOG_PARTITION_MOVING.
+   */
+  submit(partition: number, envelope: CommandEnvelope): Promise<CommandResult> {
+    return this.route(partition, 'cmd', envelope, () => this.options.served.runServing(partition, envelope));
+  }
+
+  /** Reads an aggregate on the node that serves its partition (this node's copy of it may be stale). */
+  read(partition: number, request: ShardRequest): Promise<ShardResponse> {
+    return this.route(partition, 'read', request, () => this.options.host.readLocally(partition, request));
+  }
+
+  private async route<T>(partition: number, kind: Kind, payload: unknown, runHere: () => Promise<T>): Promise<T> {
+    const deadline = Date.now() + (this.options.moveWaitMs ?? 5_000);
+    for (let attempt = 0; ; attempt++) {
+      if (this.stopped) throw makeError('SHARDLOG_CLOSED', 'the node is leaving the cluster');
+      const state = this.options.served.stateOf(partition);
+      if (state === 'serving') return runHere();
+      if (state === undefined) {
+        const owner = this.options.assignments.get(partition)?.assignment.owner;
+        if (owner !== undefined && owner !== this.options.nodeId) {
+          const reply = await this.forward<T>(partition, kind, payload, deadline);
+          if (reply !== undefined) return reply.value;
+        }
+      }
+      if (Date.now() >= deadline) {
+        throw makeError('SHARDLOG_PARTITION_MOVING', `partition ${partition} is moving between nodes; retry shortly`, { partition, retryAfterMs: 1_000 });
+      }
+      await this.options.changes.wait(Math.min(50 * (attempt + 1), 250));
+    }
+  }
+
+  /** The owner's answer, or undefined when nobody serves the partition right now (try again). */
+  private async forward<T>(partition: number, kind: Kind, payload: unknown, deadline: number): Promise<{ value: T } | undefined> {
+    let bytes: Uint8Array;
+    const timeout = Math.max(1_000, deadline - Date.now()) + 15_000;
+    const sentAt = Date.now();
+    try {
+      const message = await this.options.nc.request(`${this.options.prefix}.${kind}.${partition}`, encodeWire(payload), { timeout });
+      bytes = message.data;
+    } catch (error) {
+      // Nobody subscribes yet: the new owner is still copying the partition.
+      if (isNoResponders(error)) return undefined;
+      const text = `${error instanceof Error ? `${error.name}: ${error.message}` : String(error)} after ${Date.now() - sentAt} of ${timeout} ms`;
+      if (kind === 'read') throw makeError('SHARDLOG_PARTITION_MOVING', `the owner of partition ${partition} did not answer (${text})`, { partition, retryAfterMs: 1_000 }, error);
+      this.counts.forwardedFailed++;
+      throw makeError('SHARDLOG_OUTCOME_UNKNOWN', `forwarding to the owner of partition ${partition} failed (${text}): it may or may not have run, retry with the same command id`, { partition }, error);
+    }
+    const reply = decodeWire<ForwardReply<T>>(bytes);
+    if (!reply.ok && reply.notOwner === true) return undefined;
+    if (kind === 'cmd') this.counts.forwarded++;
+    if (reply.ok) return { value: reply.result };
+    throw deserializeError(reply.error);
+  }
+
+  /** Answers commands and reads forwarded to this node for a partition; call the returned function to stop. */
+  listen(partition: number): () => void {
+    const subscriptions: Subscription[] = (['cmd', 'read'] as const).map((kind) =>
+      this.options.nc.subscribe(`${this.options.prefix}.${kind}.${partition}`, {
+        callback: (error, message) => {
+          if (error !== null) {
+            this.options.logger.warn({ err: error, partition, kind }, 'the subscription to forwarded requests failed');
+            return;
+          }
+          const answer = this.serveForwarded(partition, kind, message.data)
+            .then((reply) => {
+              message.respond(reply);
+            })
+            .catch((failure: unknown) => this.options.logger.warn({ err: failure, partition }, 'could not answer a forwarded request'))
+            .finally(() => this.answering.delete(answer));
+          this.answering.add(answer);
+        },
+      }),
+    );
+    return () => {
+      for (const subscription of subscriptions) subscription.unsubscribe();
+    };
+  }
+
+  /** The owner's side of forwarding: answer if this node serves the partition, else say it does not. */
+  private async serveForwarded(partition: number, kind: Kind, data: Uint8Array): Promise<Uint8Array> {
+    const deadline = Date.now() + 2_000;
+    for (;;) {
+      const state = this.options.served.stateOf(partition);
+      if (state === 'serving' || (kind === 'read' && state === 'releasing')) {
+        try {
+          const result =
+            kind === 'cmd' ? await this.options.served.runServing(partition, decodeWire<CommandEnvelope>(data)) : await this.options.host.readLocally(partition, decodeWire<ShardRequest>(data));
+          return encodeWire({ ok: true, result } satisfies ForwardReply<unknown>);
+        } catch (error) {
+          const shardlogError = error instanceof ShardlogError ? error : makeError('SHARDLOG_INTERNAL', error instanceof Error ? error.message : String(error));
+          return encodeWire({ ok: false, error: serializeError(shardlogError) } satisfies ForwardReply);
+        }
+      }
+      if (state === undefined || Date.now() >= deadline || this.stopped) {
+        return encodeWire({ ok: false, notOwner: true, error: serializeError(makeError('SHARDLOG_PARTITION_MOVING', `node ${this.options.nodeId} does not serve partition ${partition}`)) } satisfies ForwardReply);
+      }
+      await this.options.changes.wait(50);
+    }
+  }
+
+  /**
+   * Asks every other node for a command id's record (`GET /commands/:id` sent to another node
+   * than the one that ran it). Only a node that has a confirmed record answers; silence for
+   * half a second means none has.
+   */
+  async findCommand(commandId: string): Promise<CommandRecord | undefined> {
+    try {
+      const message = await this.options.nc.request(`${this.options.prefix}.outcome`, encodeWire(commandId), { timeout: outcomeWaitMs });
+      return decodeWire<CommandRecord>(message.data);
+    } catch (error) {
+      if (isTimeout(error) || isNoResponders(error)) return undefined;
+      if (isConnectionClosed(error)) throw makeError('SHARDLOG_CLOSED', 'the node is leaving the cluster', {}, error);
+      if (isNatsOutage(error)) throw makeError('SHARDLOG_OUTCOME_UNKNOWN', `NATS did not take the look-up of command ${commandId}: whether another node ran it is unknown, ask again`, { retryAfterMs: 1_000 }, error);
+      throw error;
+    }
+  }
+
+  /** Answers other nodes' `findCommand` when this node has a confirmed record of the id. */
+  answerCommandLookups(): void {
+    this.options.nc.subscribe(`${this.options.prefix}.outcome`, {
+      callback: (error, message) => {
+        if (error !== null) {
+          this.options.logger.warn({ err: error }, 'the subscription to command look-ups failed');
+          return;
+        }
+        const commandId = decodeWire<string>(message.data);
+        void this.options.host
+          .commandRecord(commandId)
+          .then((record) => {
+            if (record !== undefined) message.respond(encodeWire(record));
+          })
+          .catch((failure: unknown) => this.options.logger.warn({ err: failure, commandId }, 'could not look up a command for another node'));
+      },
+    });
+  }
+
+  /** Takes no more work: new requests fail with SHARDLOG_CLOSED, forwarded ones are answered "not here" (the sender tries the new owner). */
+  stop(): void {
+    this.stopped = true;
+    this.options.changes.notify();
+  }
+
+  /** Waits (bounded) until every forwarded request already taken has its answer. */
+  async finishAnswering(waitMs: number): Promise<void> {
+    await Promise.race([Promise.allSettled([...this.answering]), new Promise((resolve) => setTimeout(resolve, waitMs))]);
+  }
+}

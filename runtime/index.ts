@@ -14,6 +14,7 @@ export { fnv1a32, parsePosition, partitionOf } from './partitioning.ts';
 
 export type { Aggregate, AggregateConfig, DecideContext, EmittedEvent, StateOf } from './define/aggregate.ts';
 export type { App } from './define/app.ts';
+export type { CommandInput, ExpectedEvent, HistoryEvent } from './define/testing.ts';
 export type { Projection, ProjectionConfig, ProjectionContext, ProjectionEvent } from './define/projection.ts';
 export type { CommandOutcome, PreparedCommand, DispatchRequest, DispatchResult, EventsQuery, RuntimeOptions, StateQuery } from './host/runtime.ts';
 export type { BatchReport, RestartPolicy, RuntimeLogger, ShardStats } from './host/shard-host.ts';

@@ -14,6 +14,7 @@ export { fnv1a32, parsePosition, partitionOf } from './partitioning.ts';
 
 export type { Aggregate, AggregateConfig, DecideContext, EmittedEvent, StateOf } from './define/aggregate.ts';
 export type { App } from './define/app.ts';
+export type { CommandInput, ExpectedEvent, HistoryEvent } from './define/testing.ts';
 export type { Projection, ProjectionConfig, ProjectionContext, ProjectionEvent } from './define/projection.ts';
 export type { BusPartitionLag, ClusterConfig, ClusterMember, CommandOutcome, CommitListener, DispatchRequest, DispatchResult, EventsQuery, PreparedCommand, Runtime, RuntimeOptions, StateQuery } from './runtime.ts';
 export type { Logger } from './logger.ts';

@@ -18,7 +18,7 @@ describe('order', () => {
   });
 
   it('refuses an order with no items', () => {
-    expect(() => given(order).when('place', { customerId: 'c1', items: [] }).then([])).toThrowError();
+    expect(() => given(order).when('place', { customerId: 'c1', items: [] }).then([])).toThrowError(expect.objectContaining({ code: 'SHARDLOG_INVALID_INPUT' }));
   });
 
   it('is cancelled once, and only after it was placed', () => {

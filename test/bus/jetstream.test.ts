@@ -2,24 +2,22 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import app from '../../actors/app.ts';
+import { describe, expect, it } from 'vitest';
 import type { PartitionBatch } from '../../runtime/bus/bus-event.ts';
 import { consumePartitionBatches } from '../../runtime/bus/jetstream-consumer.ts';
 import { JetStreamRelay } from '../../runtime/bus/jetstream-relay.ts';
 import { createRuntime, type Runtime } from '../../runtime/index.ts';
 import ledgerApp, { poisonUntilFixed } from '../fixtures/ledger-app.ts';
 import { expectedViews, randomBankWorkload } from '../support/bank-workload.ts';
+import { cleanupAfterEach } from '../support/cleanup.ts';
 import { startNatsServer, type NatsServer } from '../support/nats-server.ts';
 import { allEvents, caughtUp, viewDocuments } from '../support/projections.ts';
 import { nodeRuntime } from '../support/node-runtime.ts';
-import { makeTempDir, silentLogger, waitFor } from '../support/temp-dir.ts';
+import { startBank } from '../support/runtime.ts';
+import { silentLogger } from '../support/silent-logger.ts';
+import { waitFor } from '../support/wait-for.ts';
 
-let cleanup: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const step of cleanup.reverse()) await step();
-  cleanup = [];
-});
+const cleanup = cleanupAfterEach();
 
 async function nats(): Promise<NatsServer> {
   const server = await startNatsServer();
@@ -28,11 +26,9 @@ async function nats(): Promise<NatsServer> {
 }
 
 async function bank(options: { nats?: string } = {}) {
-  const temp = makeTempDir();
-  cleanup.push(temp.remove);
-  const runtime = await createRuntime({ app, dataDir: temp.dir, partitions: 16, shards: 2, logger: silentLogger, nats: options.nats === undefined ? undefined : { servers: options.nats } });
-  cleanup.push(() => runtime.close());
-  return { runtime, dir: temp.dir };
+  const started = await startBank({ shards: 2, nats: options.nats === undefined ? undefined : { servers: options.nats } });
+  cleanup.push(started.stop);
+  return started;
 }
 
 /** Every message of the stream, read back from the beginning. */
@@ -147,10 +143,8 @@ describe('a relay on another data dir than the stream was written from', () => {
     const before = await readStream(server.url);
 
     const errors: string[] = [];
-    const temp = makeTempDir();
-    cleanup.push(temp.remove);
-    const second = await createRuntime({ app, dataDir: temp.dir, partitions: 16, shards: 2, nats: { servers: server.url }, logger: { info: () => undefined, warn: () => undefined, error: (_details, message) => errors.push(message) } });
-    cleanup.push(() => second.close());
+    const { runtime: second, stop } = await startBank({ shards: 2, nats: { servers: server.url }, logger: { info: () => undefined, warn: () => undefined, error: (_details, message) => errors.push(message) } });
+    cleanup.push(stop);
     await second.dispatch({ aggregate: 'account', id: 'd-0', command: 'open', input: { owner: 'second' } });
     await waitFor(() => second.busDiverged().length > 0, { timeoutMs: 10_000 });
     expect(errors.some((message) => message.includes('not publishing it'))).toBe(true);

@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { runCli } from '../../cli/program.ts';
-import { freePort, startNatsServer } from '../support/nats-server.ts';
+import { freePort } from '../support/free-port.ts';
+import { startNatsServer } from '../support/nats-server.ts';
 import { http } from '../support/node.ts';
 import { makeTempDir, waitFor } from '../support/temp-dir.ts';
 

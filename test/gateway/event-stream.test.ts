@@ -1,14 +1,11 @@
 import { connect } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { cleanupAfterEach } from '../support/cleanup.ts';
 import { http, startTestNode } from '../support/node.ts';
 import { subscribe } from '../support/sse-client.ts';
-import { waitFor } from '../support/temp-dir.ts';
+import { waitFor } from '../support/wait-for.ts';
 
-let cleanup: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const step of cleanup.reverse()) await step();
-  cleanup = [];
-});
+const cleanup = cleanupAfterEach();
 
 async function post(url: string, path: string, json: unknown) {
   const answer = await http(`${url}${path}`, { method: 'POST', json });

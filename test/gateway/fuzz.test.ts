@@ -1,6 +1,7 @@
 import { request as httpRequest } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestNode, type TestNode } from '../support/node.ts';
+import { seededRandom } from '../support/seeded-random.ts';
 
 let server: TestNode;
 beforeAll(async () => {
@@ -9,19 +10,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await server.stop();
 });
-
-/** A small seeded PRNG, so a failure can be replayed. */
-function random(seed: number) {
-  let state = seed >>> 0;
-  const next = () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-  return { next, pick: <T>(items: readonly T[]): T => items[Math.floor(next() * items.length)]! };
-}
 
 const garbageBodies = [
   '',
@@ -87,7 +75,7 @@ async function countEvents(): Promise<number> {
 describe('the gateway under random malformed requests', () => {
   it('answers every one with a 4xx problem+json, stays up, and writes nothing', async () => {
     const before = await countEvents();
-    const { next, pick } = random(20261123);
+    const { next, pick } = seededRandom(20261123);
     for (let round = 0; round < 400; round++) {
       const kind = next();
       let method = 'POST';

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseTokens } from '../../gateway/auth.ts';
 import { startNode } from '../../gateway/node.ts';
 import { http, startTestNode, type TestNode } from '../support/node.ts';
-import { waitFor } from '../support/temp-dir.ts';
+import { waitFor } from '../support/wait-for.ts';
 
 let server: TestNode;
 beforeAll(async () => {

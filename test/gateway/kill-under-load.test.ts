@@ -1,27 +1,14 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { cleanupAfterEach } from '../support/cleanup.ts';
+import { freePort } from '../support/free-port.ts';
 import { http } from '../support/node.ts';
-import { makeTempDir, waitFor } from '../support/temp-dir.ts';
+import { makeTempDir } from '../support/temp-dir.ts';
+import { waitFor } from '../support/wait-for.ts';
 
 const cli = fileURLToPath(new URL('../../cli/shardlog.mjs', import.meta.url));
-let cleanup: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const step of cleanup.reverse()) await step();
-  cleanup = [];
-});
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const address = probe.address();
-      probe.close(() => (typeof address === 'object' && address !== null ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
-}
+const cleanup = cleanupAfterEach();
 
 async function startServer(dataDir: string, port: number): Promise<ChildProcess> {
   const child = spawn(process.execPath, [cli, 'start', '--port', String(port), '--data', dataDir, '--partitions', '8', '--shards', '2', '--log-level', 'warn'], {

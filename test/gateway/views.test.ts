@@ -2,20 +2,17 @@ import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { parseTokens } from '../../gateway/auth.ts';
 import { poisonUntilFixed } from '../fixtures/ledger-app.ts';
+import { cleanupAfterEach } from '../support/cleanup.ts';
 import { http, startTestNode } from '../support/node.ts';
-import { waitFor } from '../support/temp-dir.ts';
+import { waitFor } from '../support/wait-for.ts';
 
 const cli = fileURLToPath(new URL('../../cli/shardlog.mjs', import.meta.url));
 const ledgerApp = new URL('../fixtures/ledger-app.ts', import.meta.url).href;
 const run = promisify(execFile);
-let cleanup: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const step of cleanup.reverse()) await step();
-  cleanup = [];
-});
+const cleanup = cleanupAfterEach();
 
 /** Runs the CLI without blocking this process (the node under test lives in it). */
 async function shardlog(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {

@@ -1,18 +1,17 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createRuntime } from '../../runtime/index.ts';
 import ledgerApp, { poisonUntilFixed } from '../fixtures/ledger-app.ts';
 import { expectedViews, randomBankWorkload } from '../support/bank-workload.ts';
+import { cleanupAfterEach } from '../support/cleanup.ts';
 import { allEvents, caughtUp, viewDocuments } from '../support/projections.ts';
 import { startBank } from '../support/runtime.ts';
-import { makeTempDir, silentLogger, waitFor } from '../support/temp-dir.ts';
+import { silentLogger } from '../support/silent-logger.ts';
+import { makeTempDir } from '../support/temp-dir.ts';
+import { waitFor } from '../support/wait-for.ts';
 
-let cleanup: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const step of cleanup.reverse()) await step();
-  cleanup = [];
-});
+const cleanup = cleanupAfterEach();
 
 describe('projections over the embedded bus', () => {
   it('equal the fold of the log after random workloads', async () => {

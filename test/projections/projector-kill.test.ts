@@ -1,47 +1,28 @@
-import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createRuntime } from '../../runtime/index.ts';
 import ledgerApp from '../fixtures/ledger-app.ts';
-import { allEvents, caughtUp, viewDocuments } from '../support/projections.ts';
+import { cleanupAfterEach } from '../support/cleanup.ts';
 import { startNatsServer } from '../support/nats-server.ts';
-import { makeTempDir, silentLogger } from '../support/temp-dir.ts';
+import { allEvents, caughtUp, viewDocuments } from '../support/projections.ts';
+import { runUntilKilled } from '../support/run-until-killed.ts';
+import { silentLogger } from '../support/silent-logger.ts';
+import { makeTempDir } from '../support/temp-dir.ts';
 
 const child = fileURLToPath(new URL('../fixtures/ledger-load-child.ts', import.meta.url));
-let cleanup: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const step of cleanup.reverse()) await step();
-  cleanup = [];
-});
+const cleanup = cleanupAfterEach();
 
 /** Runs the ledger load in a child whose projector is slow (so it is mid-batch), and SIGKILLs it after `killAfter` acks. */
-function runUntilKilled(dataDir: string, killAfter: number, natsUrl?: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const load = spawn(process.execPath, ['--import', 'tsx', child, dataDir, ...(natsUrl === undefined ? [] : [natsUrl])], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LEDGER_SLOW_MS: '0.2' } });
-    let acks = 0;
-    let stderr = '';
-    const timer = setTimeout(() => {
-      load.kill('SIGKILL');
-      reject(new Error(`load child acknowledged only ${acks} entries in time; stderr: ${stderr}`));
-    }, 40_000);
-    load.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    load.stdout.on('data', (chunk: Buffer) => {
-      acks += chunk.toString().split('\n').filter((line) => line.startsWith('ack ')).length;
-      if (acks >= killAfter && !load.killed) load.kill('SIGKILL');
-    });
-    load.on('exit', (_code, signal) => {
-      clearTimeout(timer);
-      if (signal === 'SIGKILL') resolve(acks);
-      else reject(new Error(`load child exited on its own; stderr: ${stderr}`));
-    });
-  });
+async function runLedgerUntilKilled(dataDir: string, killAfter: number, natsUrl?: string): Promise<number> {
+  const args = natsUrl === undefined ? [dataDir] : [dataDir, natsUrl];
+  return (await runUntilKilled(child, args, killAfter, { timeoutMs: 40_000, env: { ...process.env, LEDGER_SLOW_MS: '0.2' } })).length;
 }
 
 async function killTwiceAndCheck(natsUrl?: string): Promise<void> {
   const temp = makeTempDir();
   cleanup.push(temp.remove);
   for (const killAfter of [1_500, 3_000]) {
-    const acks = await runUntilKilled(temp.dir, killAfter, natsUrl);
+    const acks = await runLedgerUntilKilled(temp.dir, killAfter, natsUrl);
     expect(acks).toBeGreaterThanOrEqual(killAfter);
     const runtime = await createRuntime({ app: ledgerApp, dataDir: temp.dir, logger: silentLogger, nats: natsUrl === undefined ? undefined : { servers: natsUrl } });
     try {

@@ -1,16 +1,14 @@
-import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createRuntime, type StoredEvent } from '../../runtime/index.ts';
 import probeApp from '../fixtures/probe-app.ts';
-import { makeTempDir, silentLogger } from '../support/temp-dir.ts';
+import { cleanupAfterEach } from '../support/cleanup.ts';
+import { runUntilKilled } from '../support/run-until-killed.ts';
+import { silentLogger } from '../support/silent-logger.ts';
+import { makeTempDir } from '../support/temp-dir.ts';
 
 const child = fileURLToPath(new URL('../fixtures/load-child.ts', import.meta.url));
-let cleanup: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const step of cleanup.reverse()) await step();
-  cleanup = [];
-});
+const cleanup = cleanupAfterEach();
 
 function groupBy<T>(items: readonly T[], key: (item: T) => string | undefined): Map<string | undefined, T[]> {
   const groups = new Map<string | undefined, T[]>();
@@ -30,41 +28,16 @@ interface Ack {
 }
 
 /** Starts the load child and SIGKILLs it once it has acknowledged `killAfter` commands. */
-function runUntilKilled(dataDir: string, killAfter: number): Promise<Ack[]> {
-  return new Promise((resolve, reject) => {
-    const process = spawn(globalThis.process.execPath, ['--import', 'tsx', child, dataDir], { stdio: ['ignore', 'pipe', 'pipe'] });
-    const acks: Ack[] = [];
-    let buffer = '';
-    let stderr = '';
-    const timer = setTimeout(() => {
-      process.kill('SIGKILL');
-      reject(new Error(`load child acknowledged only ${acks.length} commands in time; stderr: ${stderr}`));
-    }, 30_000);
-    process.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    process.stdout.on('data', (chunk: Buffer) => {
-      buffer += chunk.toString();
-      const lines = buffer.split('\n');
-      buffer = lines.pop() ?? '';
-      for (const line of lines) {
-        const [word, commandId, id, n, version] = line.split(' ');
-        if (word !== 'ack') continue;
-        acks.push({ commandId: commandId!, id: id!, n: Number(n), version: Number(version) });
-      }
-      if (acks.length >= killAfter && process.exitCode === null && !process.killed) process.kill('SIGKILL');
-    });
-    process.on('exit', (_code, signal) => {
-      clearTimeout(timer);
-      if (signal === 'SIGKILL') resolve(acks);
-      else reject(new Error(`load child exited on its own (${String(signal)}); stderr: ${stderr}`));
-    });
-  });
+async function runLoadUntilKilled(dataDir: string, killAfter: number): Promise<Ack[]> {
+  const acks = await runUntilKilled(child, [dataDir], killAfter, { timeoutMs: 30_000 });
+  return acks.map(([commandId, id, n, version]) => ({ commandId: commandId!, id: id!, n: Number(n), version: Number(version) }));
 }
 
 describe('a process killed with SIGKILL under load', () => {
   it('keeps every acknowledged command exactly once, with contiguous versions and no partial batch', async () => {
     const temp = makeTempDir();
     cleanup.push(temp.remove);
-    const acks = await runUntilKilled(temp.dir, 400);
+    const acks = await runLoadUntilKilled(temp.dir, 400);
     expect(acks.length).toBeGreaterThanOrEqual(400);
 
     const runtime = await createRuntime({ app: probeApp, dataDir: temp.dir, logger: silentLogger });

@@ -1,16 +1,14 @@
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createRuntime } from '../../runtime/index.ts';
 import probeApp from '../fixtures/probe-app.ts';
 import probeAppV2 from '../fixtures/probe-app-v2.ts';
-import { makeTempDir, silentLogger } from '../support/temp-dir.ts';
+import { cleanupAfterEach } from '../support/cleanup.ts';
+import { silentLogger } from '../support/silent-logger.ts';
+import { makeTempDir } from '../support/temp-dir.ts';
 
-let cleanup: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const step of cleanup.reverse()) await step();
-  cleanup = [];
-});
+const cleanup = cleanupAfterEach();
 
 function snapshotRow(dir: string, stream: string): { version: number; schema: string } | undefined {
   const db = new Database(join(dir, 'shards', '0.db'), { readonly: true });

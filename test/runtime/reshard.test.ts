@@ -1,15 +1,13 @@
 import { cpSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import app from '../../actors/app.ts';
 import { createRuntime, reshardDataDir, type Runtime } from '../../runtime/index.ts';
-import { makeTempDir, silentLogger } from '../support/temp-dir.ts';
+import { cleanupAfterEach } from '../support/cleanup.ts';
+import { silentLogger } from '../support/silent-logger.ts';
+import { makeTempDir } from '../support/temp-dir.ts';
 
-let cleanup: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const step of cleanup.reverse()) await step();
-  cleanup = [];
-});
+const cleanup = cleanupAfterEach();
 
 async function snapshotOf(runtime: Runtime<typeof app>, ids: string[]) {
   const states = await Promise.all(ids.map((id) => runtime.state({ aggregate: 'account', id })));

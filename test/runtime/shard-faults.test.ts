@@ -1,15 +1,14 @@
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createRuntime, RetryableError, type Runtime, type RuntimeOptions } from '../../runtime/index.ts';
 import probeApp from '../fixtures/probe-app.ts';
-import { makeTempDir, silentLogger, waitFor } from '../support/temp-dir.ts';
+import { cleanupAfterEach } from '../support/cleanup.ts';
+import { silentLogger } from '../support/silent-logger.ts';
+import { makeTempDir } from '../support/temp-dir.ts';
+import { waitFor } from '../support/wait-for.ts';
 
-let cleanup: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const step of cleanup.reverse()) await step();
-  cleanup = [];
-});
+const cleanup = cleanupAfterEach();
 
 type ProbeRuntime = Runtime<typeof probeApp>;
 

@@ -1,20 +1,11 @@
 import { RejectedError } from '../../runtime/index.ts';
 import type { allEvents } from './projections.ts';
 import type { startBank } from './runtime.ts';
-
-/** A deterministic pseudo-random sequence, so a failing workload can be replayed. */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (Math.imul(state, 1_664_525) + 1_013_904_223) >>> 0;
-    return state / 2 ** 32;
-  };
-}
+import { seededRandom } from './seeded-random.ts';
 
 /** Random bank and order commands (refusals expected and ignored), all in flight at once. */
 export async function randomBankWorkload(runtime: Awaited<ReturnType<typeof startBank>>['runtime'], seed: number, commands: number): Promise<void> {
-  const next = random(seed);
-  const pick = <T,>(items: readonly T[]): T => items[Math.floor(next() * items.length)]!;
+  const { next, pick } = seededRandom(seed);
   const accounts = Array.from({ length: 30 }, (_, index) => `acc-${index}`);
   const orders = Array.from({ length: 40 }, (_, index) => `ord-${index}`);
   const owners = ['ann', 'bob', 'cyd'];

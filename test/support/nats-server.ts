@@ -1,7 +1,8 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createServer, Socket } from 'node:net';
+import { Socket } from 'node:net';
+import { freePort } from './free-port.ts';
 import { makeTempDir } from './temp-dir.ts';
 
 export interface NatsServer {
@@ -17,17 +18,6 @@ export interface NatsServer {
   /** Stop it for now, keeping port and store dir (start with `start`). */
   pause: () => Promise<void>;
   start: () => Promise<void>;
-}
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address !== null ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
 }
 
 function accepts(port: number): Promise<boolean> {

@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { freePort } from './nats-server.ts';
+import { freePort } from './free-port.ts';
 import { makeTempDir } from './temp-dir.ts';
 
 const cli = fileURLToPath(new URL('../../cli/shardlog.mjs', import.meta.url));

@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import type { Runtime, StoredEvent } from '../../runtime/index.ts';
-import { waitFor } from './temp-dir.ts';
+import { waitFor } from './wait-for.ts';
 
 /** Every committed event of the runtime, partition by partition, in seq order. */
 export async function allEvents(runtime: Runtime): Promise<StoredEvent[]> {

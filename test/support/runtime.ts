@@ -1,6 +1,7 @@
 import app from '../../actors/app.ts';
 import { createRuntime, type Runtime, type RuntimeOptions } from '../../runtime/index.ts';
-import { makeTempDir, silentLogger } from './temp-dir.ts';
+import { silentLogger } from './silent-logger.ts';
+import { makeTempDir } from './temp-dir.ts';
 
 export type BankRuntime = Runtime<typeof app>;
 

@@ -1,5 +1,6 @@
 import { DeliverPolicy, jetstream, jetstreamManager, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
+import type { Logger } from '../logger.ts';
 import type { PartitionBatch } from './bus-event.ts';
 import { decodeBatch } from './event-message.ts';
 import { ensureEventStream } from './jetstream-relay.ts';
@@ -19,7 +20,7 @@ export interface ConsumeOptions {
    * awaited before the next ones are handed over.
    */
   onMessages: (messages: StreamMessage[]) => Promise<void> | void;
-  logger: { warn(details: object, message: string): void; error(details: object, message: string): void };
+  logger: Pick<Logger, 'warn' | 'error'>;
 }
 
 /**

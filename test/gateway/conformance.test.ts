@@ -84,3 +84,19 @@ describe('an event its own schema refuses', () => {
     }
   });
 });
+
+describe('aggregate ids as the document gives them', () => {
+  it('takes the longest id in ASCII and in characters outside the BMP alike', async () => {
+    // 256 code points, as the document's maxLength counts: the emoji id is 512 UTF-16 units.
+    for (const id of ['a'.repeat(256), 'é'.repeat(256), '😀'.repeat(256)]) {
+      const answer = await post(`/commands/account/${encodeURIComponent(id)}/open`, { owner: 'ada' });
+      expect(answer.status, id.slice(0, 4)).toBe(200);
+      expect((await get(`/aggregates/account/${encodeURIComponent(id)}`)).status).toBe(200);
+    }
+  });
+
+  it('refuses an id of 257 characters as SHARDLOG_INVALID_ID', async () => {
+    expectProblem(await post(`/commands/account/${'a'.repeat(257)}/open`, { owner: 'ada' }), 400, 'SHARDLOG_INVALID_ID');
+    expectProblem(await post(`/commands/account/${encodeURIComponent('😀'.repeat(257))}/open`, { owner: 'ada' }), 400, 'SHARDLOG_INVALID_ID');
+  });
+});

@@ -1,5 +1,6 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { encodeCursor } from '../../gateway/event-stream-cursor.ts';
 import { http, startTestNode, type TestNode } from '../support/node.ts';
 import { invalidValues, resolve, validate, validValues, type Schema } from '../support/json-schema.ts';
 
@@ -44,15 +45,16 @@ interface GeneratedRequest {
 const seed = Number(process.env.SHARDLOG_PROPERTY_SEED ?? 20_261_202);
 const runs = Number(process.env.SHARDLOG_PROPERTY_RUNS ?? 400);
 const knownIds = ['prop-acc-1', 'prop-acc-2', 'prop-order-1'];
-// Fetch refuses header values outside these; the generator keeps to what a client can send.
+// Fetch refuses header values outside these (and trims blanks): the generator keeps to what a client can send.
 const sendableHeader = /^[\t\x20-\x7e\x80-\xff]*$/;
 
 let server: TestNode;
 let document: { paths: Record<string, Record<string, Operation>> };
 let position = '0:1';
+const partitions = 8;
 
 beforeAll(async () => {
-  server = await startTestNode({ viewWaitMs: 50 });
+  server = await startTestNode({ partitions, viewWaitMs: 50 });
   document = (await http(`${server.url}/openapi.json`)).body as typeof document;
   await http(`${server.url}/commands/account/prop-acc-1/open`, { method: 'POST', json: { owner: 'ada' } });
   await http(`${server.url}/commands/account/prop-acc-2/open`, { method: 'POST', json: { owner: 'bob' } });
@@ -71,10 +73,11 @@ function endpoints(): Endpoint[] {
 
 /** A parameter's values: ids also from the seeded instances, positions also a real one, so reads find something. */
 function parameterValues(parameter: Parameter): fc.Arbitrary<unknown> {
-  const fromSchema = validValues(document, parameter.schema);
+  const fromSchema = parameter.in === 'header' ? validValues(document, parameter.schema).filter((value) => sendableHeader.test(asText(value))) : validValues(document, parameter.schema);
   if (parameter.in === 'path' && (parameter.name === 'id' || parameter.name === 'key')) return fc.oneof(fromSchema, fc.constantFrom(...knownIds, 'ada', 'c1'));
   if (parameter.name === 'after' && parameter.schema.pattern !== undefined) return fc.oneof(fromSchema, fc.constant(position));
   if (parameter.name === 'owner') return fc.oneof(fromSchema, fc.constant('ada'));
+  if (parameter.name === 'lastEventId' || parameter.name === 'Last-Event-ID') return fc.oneof(fromSchema, fc.constant(encodeCursor(new Array<number>(partitions).fill(0))));
   return fromSchema;
 }
 
@@ -92,7 +95,7 @@ function requests(endpoint: Endpoint): fc.Arbitrary<GeneratedRequest> {
   return fc.tuple(validParts, broken).chain(([parts, target]) => {
     const parameter = parameters.find((each) => each.name === target);
     const invalid =
-      target === undefined ? fc.constant(undefined) : parameter === undefined ? invalidValues(document, bodySchema!) : invalidValues(document, parameter.schema).map(asText).filter((text) => !validOnTheWire(parameter.schema, text));
+      target === undefined ? fc.constant(undefined) : parameter === undefined ? invalidValues(document, bodySchema!) : invalidValues(document, parameter.schema).map(asText).filter((text) => !validOnTheWire(parameter.schema, text) && (parameter.in !== 'header' || sendableHeader.test(text)));
     return invalid.map((bad): GeneratedRequest => {
       const request: GeneratedRequest = { endpoint, valid: target === undefined, broken: target, path: {}, query: {}, headers: {}, body: parts.body };
       parameters.forEach((parameter, index) => {
@@ -138,9 +141,7 @@ async function send(request: GeneratedRequest): Promise<void> {
   const url = `${server.url}${path}${query.size > 0 ? `?${query.toString()}` : ''}`;
   const headers: Record<string, string> = {};
   for (const [name, value] of Object.entries(request.headers)) {
-    const text = asText(value);
-    if (!sendableHeader.test(text)) return;
-    headers[name] = text;
+    headers[name] = asText(value);
   }
   const shown = describeRequest(request, url);
   const controller = new AbortController();
@@ -191,6 +192,6 @@ describe('the API as /openapi.json documents it', () => {
     } finally {
       console.log(`openapi property test: ${sent} requests sent (seed ${seed}); by operation and status:\n${[...statuses].sort().map(([key, count]) => `  ${key}: ${count}`).join('\n')}`);
     }
-    expect(sent).toBeGreaterThan(runs * 0.9);
+    expect(sent).toBe(runs);
   });
 });

@@ -1,7 +1,11 @@
 import type { FastifyReply } from 'fastify';
 import { errorCodes, makeError, RejectedError, type ErrorCode, type ShardlogError } from '../runtime/index.ts';
 
-/** An RFC 9457 problem document. `code` is stable; for a domain refusal it is the domain's code. */
+/**
+ * An RFC 9457 problem document. `code` is stable; for a domain refusal it is the domain's code.
+ * The error's data are extension members beside these five, which they can never replace: a
+ * client must be able to trust `type`, `status` and `code` whatever a domain puts in its data.
+ */
 export interface Problem {
   type: string;
   title: string;
@@ -25,9 +29,9 @@ function title(code: ErrorCode): string {
 export function toProblem(error: ShardlogError): Problem {
   if (error instanceof RejectedError) {
     const { code: _code, detail: _detail, ...data } = error.data;
-    return { type: `${problemBase}rejected`, title: 'Rejected by the domain', status: 422, detail: error.detail || error.reason, code: error.reason, ...data };
+    return { ...data, type: `${problemBase}rejected`, title: 'Rejected by the domain', status: 422, detail: error.detail || error.reason, code: error.reason };
   }
-  return { type: problemType(error.code), title: title(error.code), status: errorCodes[error.code].status, detail: error.message, code: error.code, ...error.data };
+  return { ...error.data, type: problemType(error.code), title: title(error.code), status: errorCodes[error.code].status, detail: error.message, code: error.code };
 }
 
 /** Maps Fastify's own request errors (body limit, content type, JSON) onto our codes. */

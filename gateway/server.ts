@@ -41,7 +41,8 @@ export function buildGateway(options: GatewayOptions): FastifyInstance {
     // Our own onRequest hook answers while closing, as problem+json with Retry-After.
     return503OnClosing: false,
     requestIdHeader: 'x-request-id',
-    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 512 },
+    // Counted in UTF-16 units: a 256-character id outside the BMP is 512, and view keys may be 512 characters.
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 1_024 },
     // Errors raised before routing (a URL that does not decode, a bad header) are problems too.
     frameworkErrors: (error, _request, reply) => {
       void sendProblem(reply, fromFastifyError({ code: error.code, message: error.message, statusCode: error.statusCode ?? 400 }));

@@ -24,7 +24,12 @@ export const errorCodes = {
     doc: 'An aggregate id must be 1 to 256 characters with no control characters.',
   },
   SHARDLOG_INVALID_INPUT: { status: 400, retryable: false, doc: "The command's input failed its schema; `data.issues` lists each problem with its path." },
-  SHARDLOG_INVALID_EVENT: { status: 500, retryable: false, doc: 'decide returned an event that is unknown or fails its payload schema; nothing was written.' },
+  SHARDLOG_INVALID_EVENT: { status: 500, retryable: false, doc: 'decide returned something other than an array of events, or an event type the aggregate does not define (a bug in the aggregate); nothing was written.' },
+  SHARDLOG_EVENT_REFUSED: {
+    status: 422,
+    retryable: false,
+    doc: "The command's input led decide to an event that its own payload schema refuses (for example a total that overflows to Infinity); the command is refused, nothing was written; `data.event` names the event and `data.issues` lists each problem with its path.",
+  },
   SHARDLOG_REJECTED: { status: 422, retryable: false, doc: 'The domain refused the command; `data.code` is the domain reason (e.g. insufficient-funds).' },
   SHARDLOG_VERSION_MISMATCH: { status: 412, retryable: false, doc: 'expectedVersion differs from the aggregate version; `data.actualVersion` holds the current one.' },
   SHARDLOG_IDEMPOTENCY_KEY_REUSED: { status: 422, retryable: false, doc: 'This command id was already used with a different aggregate, command or input.' },

@@ -41,9 +41,12 @@ export const maxIdLength = 256;
 // eslint-disable-next-line no-control-regex -- the point is to find control characters
 const controlCharacters = /[\u0000-\u001f\u007f-\u009f]/;
 
-/** Throws SHARDLOG_INVALID_ID unless the id is 1..256 characters with no control characters. */
+/**
+ * Throws SHARDLOG_INVALID_ID unless the id is 1..256 characters with no control characters.
+ * Characters are code points, as JSON Schema's maxLength counts them (an emoji is one, not two).
+ */
 export function assertValidId(id: unknown): asserts id is string {
-  if (typeof id !== 'string' || id.length === 0 || id.length > maxIdLength || controlCharacters.test(id)) {
+  if (typeof id !== 'string' || id.length === 0 || (id.length > maxIdLength && [...id].length > maxIdLength) || controlCharacters.test(id)) {
     const shown = typeof id === 'string' ? JSON.stringify(id.slice(0, 40)) : typeof id;
     throw makeError('SHARDLOG_INVALID_ID', `invalid aggregate id ${shown}: use 1 to ${maxIdLength} characters with no control characters`, {
       id: typeof id === 'string' ? id.slice(0, maxIdLength) : null,

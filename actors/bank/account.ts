@@ -1,7 +1,10 @@
 import { z } from 'zod';
 import { defineAggregate, reject } from '../../runtime/index.ts';
 
-const amount = z.number().positive().finite();
+/** Bounds that keep every balance an exact, finite number: 1e15 is under 2^53. */
+const maxAmount = 1_000_000_000_000;
+const maxBalance = 1_000_000_000_000_000;
+const amount = z.number().positive().max(maxAmount);
 
 type AccountState = { status: 'new' | 'open' | 'closed'; owner: string; balance: number };
 
@@ -29,7 +32,7 @@ export const account = defineAggregate({
   },
   commands: {
     open: {
-      input: z.object({ owner: z.string().trim().min(1).max(200) }),
+      input: z.object({ owner: z.string().trim().min(1).max(200).regex(/\S/) }),
       decide: (state, { owner }) => {
         if (state.status !== 'new') return reject('account-already-opened', `account is ${state.status}`);
         return [{ type: 'AccountOpened', data: { owner } }];
@@ -39,6 +42,9 @@ export const account = defineAggregate({
       input: z.object({ amount }),
       decide: (state, { amount }) => {
         if (state.status !== 'open') return reject('account-not-open', `account is ${state.status}`);
+        if (state.balance + amount > maxBalance) {
+          return reject('balance-limit-exceeded', `balance ${state.balance} plus ${amount} is over the limit of ${maxBalance}`, { balance: state.balance });
+        }
         return [{ type: 'Deposited', data: { amount } }];
       },
     },

@@ -1,10 +1,11 @@
 import { z } from 'zod';
 import { defineAggregate, reject } from '../../runtime/index.ts';
 
+/** At most 1,000 lines of at most 1e6 × 1e6: every total stays exact and finite (1e15 < 2^53). */
 const item = z.object({
-  sku: z.string().trim().min(1).max(100),
-  quantity: z.number().int().positive(),
-  unitPrice: z.number().nonnegative().finite(),
+  sku: z.string().trim().min(1).max(100).regex(/\S/),
+  quantity: z.number().int().positive().max(1_000_000),
+  unitPrice: z.number().nonnegative().max(1_000_000),
 });
 
 type OrderState = { status: 'new' | 'placed' | 'cancelled'; customerId: string; total: number };
@@ -14,7 +15,7 @@ export const order = defineAggregate({
   initialState: (): OrderState => ({ status: 'new', customerId: '', total: 0 }),
   events: {
     OrderPlaced: {
-      schema: z.object({ customerId: z.string(), items: z.array(item), total: z.number() }),
+      schema: z.object({ customerId: z.string(), items: z.array(item), total: z.number().nonnegative().finite() }),
       evolve: (state, { customerId, total }) => ({ ...state, status: 'placed' as const, customerId, total }),
     },
     OrderCancelled: {
@@ -24,7 +25,7 @@ export const order = defineAggregate({
   },
   commands: {
     place: {
-      input: z.object({ customerId: z.string().trim().min(1).max(200), items: z.array(item).min(1).max(1000) }),
+      input: z.object({ customerId: z.string().trim().min(1).max(200).regex(/\S/), items: z.array(item).min(1).max(1000) }),
       decide: (state, { customerId, items }) => {
         if (state.status !== 'new') return reject('order-already-placed', `order is ${state.status}`);
         const total = items.reduce((sum, { quantity, unitPrice }) => sum + quantity * unitPrice, 0);
@@ -32,7 +33,7 @@ export const order = defineAggregate({
       },
     },
     cancel: {
-      input: z.object({ reason: z.string().trim().min(1).max(1000) }),
+      input: z.object({ reason: z.string().trim().min(1).max(1000).regex(/\S/) }),
       decide: (state, { reason }) => {
         if (state.status === 'new') return reject('order-not-placed', 'there is no order to cancel');
         if (state.status === 'cancelled') return reject('order-already-cancelled', 'the order is already cancelled');

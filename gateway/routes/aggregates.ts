@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { makeError } from '../../runtime/index.ts';
+import { makeError, ShardlogError } from '../../runtime/index.ts';
 import type { GatewayContext } from '../context.ts';
 
 interface AggregateParams {
@@ -18,12 +18,20 @@ export function aggregateRoutes(app: FastifyInstance, context: GatewayContext): 
     if (version !== undefined && at !== undefined) throw makeError('SHARDLOG_INVALID_QUERY', 'give ?version= or ?at=, not both');
     const parsedVersion = version === undefined ? undefined : integerParam('version', version, 1);
     if (at !== undefined && Number.isNaN(Date.parse(at))) throw makeError('SHARDLOG_INVALID_QUERY', `?at=${at} is not an ISO time`);
-    const result = await runtime.state({
-      aggregate,
-      id,
-      ...(parsedVersion === undefined ? {} : { version: parsedVersion }),
-      ...(at === undefined ? {} : { at }),
-    });
+    const result = await runtime
+      .state({
+        aggregate,
+        id,
+        ...(parsedVersion === undefined ? {} : { version: parsedVersion }),
+        ...(at === undefined ? {} : { at }),
+      })
+      .catch((error: unknown) => {
+        // A version of an aggregate with no events at all: the aggregate is what is missing, as without ?version.
+        if (error instanceof ShardlogError && error.code === 'SHARDLOG_INVALID_QUERY' && error.data.currentVersion === 0) {
+          throw makeError('SHARDLOG_NOT_FOUND', `${aggregate}/${id} has no events`);
+        }
+        throw error;
+      });
     if (result.version === 0) throw makeError('SHARDLOG_NOT_FOUND', `${aggregate}/${id} has no events${at === undefined ? '' : ` at ${at}`}`);
     return reply.header('etag', `"${result.version}"`).send(result);
   });

@@ -1,5 +1,5 @@
 import { decodeStored, encodeStored } from '../codec.ts';
-import type { PartitionBatch } from './bus-event.ts';
+import type { BusEvent, PartitionBatch } from './bus-event.ts';
 
 /** Room left under the server's max payload for the message's headers. */
 const headerAllowance = 1_024;
@@ -22,16 +22,49 @@ export function msgIdOf(partition: number, firstSeq: number): string {
   return `${partition}:${firstSeq}`;
 }
 
+/**
+ * The message body: msgpack `{partition, firstSeq, events: [{partition, seq, aggregate, id,
+ * type, version, schemaVersion, data, metadata, recordedAt}]}`. Every number of the envelope
+ * is a msgpack integer (int64 past 32 bits: `recordedAt` is epoch milliseconds), so readers in
+ * typed languages get integers; `data` and `metadata` are as stored. `metadata` holds what the
+ * command carried: `commandId`, and over HTTP `requestId`, beside the caller's own fields.
+ */
 export function encodeBatch(batch: PartitionBatch): Uint8Array {
-  return encodeStored(batch);
+  return encodeStored({ partition: batch.partition, firstSeq: wholeNumber(batch.firstSeq), events: batch.events.map(wireEvent) });
 }
 
+/** Reads both forms: integers as int64 (BigInt here) and, from older writers, float64. */
 export function decodeBatch(bytes: Uint8Array): PartitionBatch {
-  const batch = decodeStored<PartitionBatch>(bytes);
-  if (typeof batch?.partition !== 'number' || typeof batch.firstSeq !== 'number' || !Array.isArray(batch.events)) {
+  const batch = decodeStored<WireBatch>(bytes);
+  if (typeof batch?.partition !== 'number' || !isWholeNumber(batch.firstSeq) || !Array.isArray(batch.events)) {
     throw new Error('not a Shardlog partition batch');
   }
-  return batch;
+  return {
+    partition: batch.partition,
+    firstSeq: Number(batch.firstSeq),
+    events: batch.events.map((event) => ({ ...event, seq: Number(event.seq), version: Number(event.version), recordedAt: Number(event.recordedAt) })),
+  };
+}
+
+type WireNumber = number | bigint;
+type WireEvent = Omit<BusEvent, 'seq' | 'version' | 'recordedAt'> & { seq: WireNumber; version: WireNumber; recordedAt: WireNumber };
+interface WireBatch {
+  partition: number;
+  firstSeq: WireNumber;
+  events: WireEvent[];
+}
+
+function wireEvent(event: BusEvent): WireEvent {
+  return { ...event, seq: wholeNumber(event.seq), version: wholeNumber(event.version), recordedAt: wholeNumber(event.recordedAt) };
+}
+
+/** msgpackr writes an integer past 32 bits as float64; a BigInt is written as int64. */
+function wholeNumber(value: number): WireNumber {
+  return Number.isSafeInteger(value) && value >>> 0 !== value ? BigInt(value) : value;
+}
+
+function isWholeNumber(value: unknown): value is WireNumber {
+  return typeof value === 'number' || typeof value === 'bigint';
 }
 
 /**

@@ -13,8 +13,14 @@ export interface DecidedEvent {
 
 export type Decision = { kind: 'events'; events: DecidedEvent[] } | { kind: 'rejected'; rejection: Rejection };
 
+interface SchemaIssue {
+  path: PropertyKey[];
+  message: string;
+  code: string;
+}
+
 interface EventHandlers {
-  schema: { safeParse(data: unknown): { success: boolean; data?: unknown; error?: { issues: unknown[] } } };
+  schema: { safeParse(data: unknown): { success: boolean; data?: unknown; error?: { issues: SchemaIssue[] } } };
   version?: number;
   upcasters?: Record<number, (data: unknown) => unknown>;
   evolve: (state: unknown, data: unknown) => unknown;
@@ -68,18 +74,25 @@ function validateEvent(aggregate: AnyAggregate, command: string, event: { type: 
   const type = typeof event?.type === 'string' ? event.type : String(event?.type);
   const handlers = eventHandlers(aggregate, type);
   if (handlers === undefined) {
-    throw makeError('SHARDLOG_INVALID_EVENT', `${aggregate.name}.${command} emitted unknown event "${type}"`, { aggregate: aggregate.name, command, type });
+    throw makeError('SHARDLOG_INVALID_EVENT', `${aggregate.name}.${command} emitted unknown event "${type}"`, { aggregate: aggregate.name, command, event: type });
   }
   const parsed = handlers.schema.safeParse(event.data);
+  // The event type is right, so decide is sound: this input made a payload the event cannot
+  // hold (an overflowing total, say). That is the command's fault, not the server's.
   if (!parsed.success) {
-    throw makeError('SHARDLOG_INVALID_EVENT', `${aggregate.name}.${command} emitted an invalid ${type}`, {
+    throw makeError('SHARDLOG_EVENT_REFUSED', `${aggregate.name}.${command}: this input makes an invalid ${type}`, {
       aggregate: aggregate.name,
       command,
-      type,
-      issues: parsed.error?.issues ?? [],
+      event: type,
+      issues: (parsed.error?.issues ?? []).map(issueSummary),
     });
   }
   return { type, schemaVersion: handlers.version ?? 1, data: parsed.data };
+}
+
+/** The same `{path, message, code}` an input issue has, so clients read both alike. */
+function issueSummary({ path, message, code }: SchemaIssue): { path: string[]; message: string; code: string } {
+  return { path: path.map(String), message, code };
 }
 
 /** Folds events (already in the newest shape) into a state. */

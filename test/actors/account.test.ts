@@ -33,6 +33,14 @@ describe('account', () => {
     expect(() => given(account, [opened]).when('deposit', { amount: -3 }).then([])).toThrowError(expect.objectContaining({ code: 'SHARDLOG_INVALID_INPUT' }));
   });
 
+  it('keeps its balance exact and finite: a deposit past 1e15 is refused, amounts past 1e12 fail the schema', () => {
+    const nearLimit = [opened, ...Array.from({ length: 1_000 }, () => ({ type: 'Deposited', data: { amount: 1e12 } }) as const)];
+    given(account, nearLimit).when('deposit', { amount: 1 }).then(reject('balance-limit-exceeded'));
+    given(account, nearLimit).when('withdraw', { amount: 1e12 }).then([{ type: 'Withdrawn', data: { amount: 1e12 } }]);
+    given(account, nearLimit.slice(0, -1)).when('deposit', { amount: 1e12 }).then([{ type: 'Deposited', data: { amount: 1e12 } }]);
+    expect(() => given(account, [opened]).when('deposit', { amount: 1e308 }).then([])).toThrowError(/too big|<=/i);
+  });
+
   it('folds its balance', () => {
     const state = given(account, [opened, { type: 'Deposited', data: { amount: 7 } }]).when('withdraw', { amount: 2 }).state();
     expect(state).toEqual({ status: 'open', owner: 'ada', balance: 5 });

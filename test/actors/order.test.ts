@@ -21,6 +21,18 @@ describe('order', () => {
     expect(() => given(order).when('place', { customerId: 'c1', items: [] }).then([])).toThrowError(expect.objectContaining({ code: 'SHARDLOG_INVALID_INPUT' }));
   });
 
+  it('refuses quantities and prices that could make a total inexact or infinite', () => {
+    expect(() => given(order).when('place', { customerId: 'c1', items: [{ sku: 'a', quantity: 2, unitPrice: 1e308 }] }).then([])).toThrowError(/too big|<=/i);
+    expect(() => given(order).when('place', { customerId: 'c1', items: [{ sku: 'a', quantity: 1e7, unitPrice: 1 }] }).then([])).toThrowError(/too big|<=/i);
+    const largest = Array.from({ length: 1_000 }, (_, index) => ({ sku: `s${index}`, quantity: 1e6, unitPrice: 1e6 }));
+    given(order).when('place', { customerId: 'c1', items: largest }).then([{ type: 'OrderPlaced', data: { customerId: 'c1', items: largest, total: 1e15 } }]);
+  });
+
+  it('refuses blank names', () => {
+    expect(() => given(order).when('place', { customerId: '   ', items }).then([])).toThrowError();
+    expect(() => given(order).when('place', { customerId: 'c1', items: [{ sku: ' \t', quantity: 1, unitPrice: 1 }] }).then([])).toThrowError();
+  });
+
   it('is cancelled once, and only after it was placed', () => {
     given(order).when('cancel', { reason: 'changed my mind' }).then(reject('order-not-placed'));
     given(order, [placed]).when('cancel', { reason: 'changed my mind' }).then([{ type: 'OrderCancelled', data: { reason: 'changed my mind' } }]);

@@ -62,10 +62,19 @@ describe('a failing decide', () => {
     expect(runtime.stats()[0]).toMatchObject({ crashes: 0, status: 'serving' });
   });
 
-  it('refuses an event that fails its own schema, writing nothing', async () => {
+  it('refuses an event that fails its own schema as the command\'s fault, writing nothing', async () => {
     const { runtime } = await probeRuntime();
-    await expect(runtime.dispatch({ aggregate: 'probe', id: 'a', command: 'invalid', input: {} })).rejects.toMatchObject({ code: 'SHARDLOG_INVALID_EVENT' });
+    await expect(runtime.dispatch({ aggregate: 'probe', id: 'a', command: 'invalid', input: {} })).rejects.toMatchObject({
+      code: 'SHARDLOG_EVENT_REFUSED',
+      data: { event: 'Touched', issues: [{ path: ['n'] }] },
+    });
     expect((await runtime.state({ aggregate: 'probe', id: 'a' })).version).toBe(0);
+  });
+
+  it('fails an event type the aggregate does not define as a bug, writing nothing', async () => {
+    const { runtime } = await probeRuntime();
+    await expect(runtime.dispatch({ aggregate: 'probe', id: 'g', command: 'ghost', input: {} })).rejects.toMatchObject({ code: 'SHARDLOG_INVALID_EVENT', data: { event: 'Haunted' } });
+    expect((await runtime.state({ aggregate: 'probe', id: 'g' })).version).toBe(0);
   });
 });
 

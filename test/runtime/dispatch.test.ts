@@ -262,7 +262,8 @@ describe('lifecycle', () => {
     writeFileSync(join(reused.dir, 'LOCK'), `${process.pid}\n`);
     const again = await createRuntime({ app, dataDir: reused.dir, logger: silentLogger });
     cleanup.push(() => again.close());
-    expect(readdirSync(reused.dir).filter((name) => name.startsWith('LOCK'))).toEqual(['LOCK']);
+    expect(readFileSync(join(reused.dir, 'LOCK'), 'utf8')).toBe(`${process.pid}\n`);
+    expect(readdirSync(reused.dir).filter((name) => name.startsWith('LOCK.') && !name.startsWith('LOCK.db'))).toEqual([]);
   });
 
   it('lets accepted commands commit when closed under load', async () => {

@@ -7,7 +7,8 @@ import { runCli } from '../../cli/program.ts';
 import { freePort } from '../support/free-port.ts';
 import { startNatsServer } from '../support/nats-server.ts';
 import { http } from '../support/node.ts';
-import { makeTempDir, waitFor } from '../support/temp-dir.ts';
+import { makeTempDir } from '../support/temp-dir.ts';
+import { waitFor } from '../support/wait-for.ts';
 
 const cli = fileURLToPath(new URL('../../cli/shardlog.mjs', import.meta.url));
 const program = new URL('../../cli/program.ts', import.meta.url).href;

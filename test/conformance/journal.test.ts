@@ -28,7 +28,9 @@ import { replicaRows } from '../../runtime/shard/replica-rows.ts';
 import { ShardLog, type EventRow } from '../../runtime/shard/shard-log.ts';
 import app from '../fixtures/journal-app.ts';
 import { startNatsServer, type NatsServer } from '../support/nats-server.ts';
-import { makeTempDir, silentLogger, waitFor } from '../support/temp-dir.ts';
+import { makeTempDir } from '../support/temp-dir.ts';
+import { silentLogger } from '../support/silent-logger.ts';
+import { waitFor } from '../support/wait-for.ts';
 import { runtimeTarget, shardLogTarget } from './journal-targets.ts';
 import { replayCases, sequenceNrOf, unbounded, writtenEntries, type JournalRef, type ReplayTarget } from './replay-cases.ts';
 

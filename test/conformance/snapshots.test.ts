@@ -27,7 +27,8 @@ import { GroupCommit } from '../../runtime/shard/group-commit.ts';
 import { ShardReads } from '../../runtime/shard/reads.ts';
 import { ShardLog, type EventRow } from '../../runtime/shard/shard-log.ts';
 import app, { journal } from '../fixtures/journal-app.ts';
-import { makeTempDir, silentLogger } from '../support/temp-dir.ts';
+import { makeTempDir } from '../support/temp-dir.ts';
+import { silentLogger } from '../support/silent-logger.ts';
 
 const id = 'pid';
 const stream = `journal/${id}`;

@@ -1,5 +1,6 @@
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
+import { decodeCursor } from '../../gateway/event-stream-cursor.ts';
 import { cleanupAfterEach } from '../support/cleanup.ts';
 import { http, startTestNode } from '../support/node.ts';
 import { subscribe } from '../support/sse-client.ts';
@@ -49,7 +50,7 @@ describe('GET /events', () => {
   });
 
   it('resumes with Last-Event-ID exactly: nothing missed, nothing twice; from=start replays everything', async () => {
-    const { url, stop } = await startTestNode();
+    const { url, stop, node } = await startTestNode();
     cleanup.push(stop);
     const first = await subscribe(`${url}/events`);
     await waitFor(() => first.messages.length > 0);
@@ -62,8 +63,15 @@ describe('GET /events', () => {
     const resumed = await subscribe(`${url}/events`, { 'last-event-id': lastId });
     cleanup.push(resumed.close);
     for (let index = 25; index < 30; index++) await post(url, `/commands/account/r-${index}/open`, { owner: 'r' });
-    await waitFor(() => resumed.events().length >= 20);
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    // Nothing more is due once the last event's cursor has reached every partition's head.
+    const heads = node.runtime.knownHeads();
+    const caughtUp = () => {
+      const lastSeen = resumed.events().at(-1)?.id;
+      if (lastSeen === undefined) return false;
+      const cursor = decodeCursor(lastSeen, node.runtime.partitions);
+      return [...heads].every(([partition, head]) => cursor[partition]! >= head);
+    };
+    await waitFor(caughtUp);
     const ids = [...first.events(), ...resumed.events()].map((message) => message.data!.id).sort();
     expect(ids).toEqual(Array.from({ length: 30 }, (_, index) => `r-${index}`).sort());
 
@@ -96,6 +104,8 @@ describe('GET /events', () => {
 
     // A client that stops reading: its socket fills, then the server gives up on it.
     const { port } = new URL(test.url);
+    const serverSockets = new Map<number | undefined, Socket>();
+    test.node.gateway.server.on('connection', (socket: Socket) => serverSockets.set(socket.remotePort, socket));
     let received = 0;
     let closed = false;
     const stalled = connect(Number(port), '127.0.0.1', () => stalled.write('GET /events HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n'));
@@ -104,12 +114,15 @@ describe('GET /events', () => {
     stalled.on('close', () => (closed = true));
     stalled.on('error', () => undefined);
     await waitFor(() => received > 0);
+    const cutOff = serverSockets.get(stalled.localPort);
+    if (cutOff === undefined) throw new Error('the server never saw the stalled client connect');
     const items = Array.from({ length: 40 }, () => ({ sku: 'x'.repeat(100), quantity: 1, unitPrice: 1 }));
     for (let round = 0; round < 5; round++) {
       await Promise.all(Array.from({ length: 100 }, (_, index) => post(test.url, `/commands/order/o-${round}-${index}/place`, { customerId: 'c'.repeat(200), items })));
     }
-    // Reading again, it finds its stream was cut: it ends long before the 2 MB it was owed.
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    // Reading again once the server has dropped it, it finds its stream was cut: it ends long
+    // before the 2 MB it was owed.
+    await waitFor(() => cutOff.destroyed, { timeoutMs: 30_000 });
     stalled.resume();
     await waitFor(() => closed, { timeoutMs: 20_000 });
     expect(received).toBeLessThan(1024 * 1024);

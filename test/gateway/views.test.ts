@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
@@ -7,6 +8,7 @@ import { parseTokens } from '../../gateway/auth.ts';
 import { poisonUntilFixed } from '../fixtures/ledger-app.ts';
 import { cleanupAfterEach } from '../support/cleanup.ts';
 import { http, startTestNode } from '../support/node.ts';
+import { makeTempDir } from '../support/temp-dir.ts';
 import { waitFor } from '../support/wait-for.ts';
 
 const cli = fileURLToPath(new URL('../../cli/shardlog.mjs', import.meta.url));
@@ -58,12 +60,18 @@ describe('GET /views', () => {
   });
 
   it('answers 504 saying how far behind when the projection cannot catch up within the bound, 503 when it is halted', async () => {
-    process.env.LEDGER_SLOW_MS = '5';
+    // slow-totals is held still until the 504 is seen, so it cannot have caught up by then.
+    const hold = makeTempDir();
+    cleanup.push(hold.remove);
+    const holdFile = join(hold.dir, 'hold');
+    writeFileSync(holdFile, '');
+    process.env.LEDGER_HOLD_FILE = holdFile;
     cleanup.push(() => {
-      delete process.env.LEDGER_SLOW_MS;
+      delete process.env.LEDGER_HOLD_FILE;
     });
     const { url, stop } = await startTestNode({ appModule: ledgerApp, viewWaitMs: 100 });
     cleanup.push(stop);
+    cleanup.push(() => rmSync(holdFile, { force: true }));
     let last = '';
     let poison = '';
     await Promise.all(
@@ -79,6 +87,7 @@ describe('GET /views', () => {
     expect(behind.contentType).toContain('application/problem+json');
     expect(behind.body).toMatchObject({ code: 'SHARDLOG_VIEW_BEHIND', behindBy: expect.any(Number) });
     expect((behind.body as { behindBy: number }).behindBy).toBeGreaterThan(0);
+    rmSync(holdFile);
 
     await waitFor(async () => (await http(`${url}/admin/projections/halting-totals`)).body !== null && ((await http(`${url}/admin/projections/halting-totals`)).body as { state: string }).state === 'halted', {
       timeoutMs: 20_000,

@@ -117,10 +117,18 @@ describe('a failing projection handler', () => {
   it('a projector thread that dies is restarted and resumes from its checkpoints, counting nothing twice', async () => {
     const temp = poisonUntilFixed();
     cleanup.push(temp.undo);
-    const runtime = await createRuntime({ app: ledgerApp, dataDir: join(temp.dir, 'data'), partitions: 4, shards: 1, logger: silentLogger });
+    let restartsScheduled = 0;
+    const logger = {
+      ...silentLogger,
+      error: (details: Record<string, unknown>) => {
+        if ('restartInMs' in details) restartsScheduled += 1;
+      },
+    };
+    const runtime = await createRuntime({ app: ledgerApp, dataDir: join(temp.dir, 'data'), partitions: 4, shards: 1, logger });
     cleanup.push(() => runtime.close());
     for (const amount of [1, 2, 666, 3]) await runtime.dispatch({ aggregate: 'ledger', id: `l-${amount}`, command: 'enter', input: { amount } });
-    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    // The thread has met 666 and died (once at least) before the fix: it has not counted it.
+    await waitFor(() => restartsScheduled > 0, { timeoutMs: 20_000 });
     expect((runtime.projections.get('crashing-totals', 'main') as { entries?: number } | undefined)?.entries ?? 0).toBeLessThan(4);
     writeFileSync(temp.fixFile, '');
     await waitFor(() => (runtime.projections.get('crashing-totals', 'main') as { entries?: number } | undefined)?.entries === 4, { timeoutMs: 20_000 });

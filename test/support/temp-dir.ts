@@ -8,7 +8,3 @@ export function makeTempDir(prefix = 'shardlog-test-'): { dir: string; remove: (
   return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
-// Until every test imports these from their own files (cli.test.ts and dispatch.test.ts are
-// being changed elsewhere), they stay importable from here too.
-export { silentLogger } from './silent-logger.ts';
-export { waitFor } from './wait-for.ts';

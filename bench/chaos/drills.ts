@@ -1,5 +1,9 @@
 import type { Drill } from './drill.ts';
 import { diskFull } from './disk-full.ts';
+import { natsKill } from './nats-kill.ts';
 
 /** Every drill, in priority order; `quick` marks the set CI runs. */
-export const drills: { drill: Drill; quick: boolean }[] = [{ drill: diskFull, quick: true }];
+export const drills: { drill: Drill; quick: boolean }[] = [
+  { drill: diskFull, quick: true },
+  { drill: natsKill, quick: true },
+];

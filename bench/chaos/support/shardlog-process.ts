@@ -8,10 +8,15 @@ export class ShardlogProcess {
   private child: ChildProcess | undefined;
   private output = '';
 
+  /**
+   * `args` follow `shardlog start --port --host --data --log-level`; with `entry`, the process
+   * runs that script instead of the CLI and gets `--port <port> --data <dir>` then `args`.
+   */
   constructor(
     readonly dataDir: string,
     readonly port: number,
     private readonly args: readonly string[],
+    private readonly entry?: string,
   ) {}
 
   get url(): string {
@@ -19,11 +24,13 @@ export class ShardlogProcess {
   }
 
   /** Starts the node and resolves once /readyz answers 200 (or fails after `timeoutMs`). */
-  async start(timeoutMs = 60_000): Promise<void> {
+  async start(timeoutMs = 120_000): Promise<void> {
     this.output = '';
-    const child = spawn(process.execPath, [cli, 'start', '--port', String(this.port), '--host', '127.0.0.1', '--data', this.dataDir, '--log-level', 'warn', ...this.args], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const argv =
+      this.entry === undefined
+        ? [cli, 'start', '--port', String(this.port), '--host', '127.0.0.1', '--data', this.dataDir, '--log-level', 'warn', ...this.args]
+        : ['--import', 'tsx', this.entry, '--port', String(this.port), '--data', this.dataDir, ...this.args];
+    const child = spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
     const keep = (chunk: Buffer) => (this.output = (this.output + chunk.toString()).slice(-8_000));
     child.stdout?.on('data', keep);
@@ -32,7 +39,13 @@ export class ShardlogProcess {
     for (;;) {
       if (child.exitCode !== null || child.signalCode !== null) throw new Error(`shardlog exited (${child.exitCode ?? child.signalCode}) before it was ready: ${this.output}`);
       if (await this.ready()) return;
-      if (Date.now() > deadline) throw new Error(`shardlog was not ready within ${timeoutMs} ms: ${this.output}`);
+      if (Date.now() > deadline) {
+        const readyz = await fetch(`${this.url}/readyz`).then(
+          async (response) => `/readyz ${response.status} ${await response.text()}`,
+          (error: unknown) => `/readyz unreachable: ${String(error)}`,
+        );
+        throw new Error(`shardlog was not ready within ${timeoutMs} ms (${readyz}): ${this.output}`);
+      }
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
   }

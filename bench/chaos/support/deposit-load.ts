@@ -42,8 +42,9 @@ export class DepositLoad {
       const deposit: Deposit = { key: `${this.options.prefix}-${amount}`, account: this.options.accounts[amount % this.options.accounts.length]!, amount };
       this.sent.push(deposit);
       await sendDeposit(this.options.url(), deposit);
-      // A refused connection answers at once: do not spin while the node is down.
-      if (deposit.status === undefined || deposit.status >= 500) await new Promise((resolve) => setTimeout(resolve, 20));
+      // A refused connection answers at once: do not spin (nor pile up requests to retry) while the node is down.
+      if (deposit.status === undefined) await new Promise((resolve) => setTimeout(resolve, 250));
+      else if (deposit.status >= 500) await new Promise((resolve) => setTimeout(resolve, 20));
     }
   }
 

@@ -29,7 +29,7 @@ export interface NodeConfig {
   /** How long a view read with `?after=` waits for its projection (default 2,000 ms). */
   viewWaitMs?: number | undefined;
   /** Runtime settings with no flag of their own (queue bounds, live actors). */
-  tuning?: Pick<RuntimeOptions, 'maxQueuedCommands' | 'maxLiveActors' | 'maxBatchSize'>;
+  tuning?: Pick<RuntimeOptions, 'maxQueuedCommands' | 'maxLiveActors' | 'maxBatchSize' | 'shardMemoryMb' | 'restart'>;
 }
 
 export interface RunningNode {

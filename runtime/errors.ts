@@ -60,7 +60,11 @@ export const errorCodes = {
     retryable: false,
     doc: "Cluster: this node's partition count differs from the one recorded when the cluster was created; every node must use the same P.",
   },
-  SHARDLOG_SHARD_UNAVAILABLE: { status: 503, retryable: true, doc: 'The shard owning this partition keeps crashing and is not being restarted.' },
+  SHARDLOG_SHARD_UNAVAILABLE: {
+    status: 503,
+    retryable: true,
+    doc: 'The shard owning this partition kept crashing and is left down for a cool-down (the restart window, Retry-After says how long), then tried again.',
+  },
   SHARDLOG_OVERLOADED: { status: 503, retryable: true, doc: "The shard's queue is full; retry after a short delay." },
   SHARDLOG_CLOSED: { status: 503, retryable: true, doc: 'The runtime is closing or closed and takes no more work.' },
   SHARDLOG_INVALID_QUERY: { status: 400, retryable: false, doc: 'A read was given an out-of-range version, time, cursor or limit.' },

@@ -34,7 +34,7 @@ export interface BatchReport {
 }
 
 export interface RestartPolicy {
-  /** More crashes than this within `windowMs` and the shard is left down. */
+  /** More crashes than this within `windowMs` and the shard is left down for `windowMs`, then tried again. */
   maxCrashes: number;
   windowMs: number;
   initialDelayMs: number;
@@ -72,6 +72,8 @@ export class ShardHost {
   private readonly pendingReads = new Set<Promise<unknown>>();
   private resumeAt = 0;
   private crashTimes: number[] = [];
+  /** While the circuit is open: when the shard is tried again. */
+  private openUntil = 0;
   private status: ShardStats['status'] = 'serving';
   private closing = false;
   private idleWaiters: (() => void)[] = [];
@@ -237,12 +239,16 @@ export class ShardHost {
     const { maxCrashes, initialDelayMs, maxDelayMs } = this.options.restart;
     const details = { shard: this.shard, err: error, recentCrashes: this.crashTimes.length };
     if (this.crashTimes.length > maxCrashes) {
-      this.options.logger.error(details, `shard ${this.shard} keeps dying; it is left down`);
+      this.options.logger.error(details, `shard ${this.shard} keeps dying; it is left down for ${this.options.restart.windowMs} ms`);
       this.status = 'unavailable';
+      this.openUntil = now + this.options.restart.windowMs;
       const error = this.unavailableError();
       for (const pending of this.queue.splice(0)) pending.reject(error);
       this.notifyIdle();
       void this.pool.destroy();
+      // Half-open after the cool-down: a passing fault (memory pressure, a poison command no
+      // longer sent) heals without restarting the node; a lasting one opens the circuit again.
+      setTimeout(() => this.tryAgain(), this.options.restart.windowMs).unref();
       return;
     }
     const delay = Math.min(maxDelayMs, initialDelayMs * 2 ** (this.crashTimes.length - 1));
@@ -254,8 +260,19 @@ export class ShardHost {
     this.options.logger.warn({ ...details, restartInMs: delay }, `shard ${this.shard} died; restarting`);
   }
 
+  private tryAgain(): void {
+    if (this.status !== 'unavailable' || this.closing) return;
+    this.crashTimes = [];
+    this.pool = this.startPool();
+    this.status = 'serving';
+    this.options.logger.warn({ shard: this.shard }, `shard ${this.shard} is tried again after its cool-down`);
+  }
+
   private unavailableError(): ShardlogError {
-    return makeError('SHARDLOG_SHARD_UNAVAILABLE', `shard ${this.shard} is unavailable after repeated crashes`, { shard: this.shard });
+    return makeError('SHARDLOG_SHARD_UNAVAILABLE', `shard ${this.shard} is unavailable after repeated crashes`, {
+      shard: this.shard,
+      retryAfterMs: Math.max(1_000, this.openUntil - Date.now()),
+    });
   }
 
   private notifyIdle(): void {

@@ -124,6 +124,19 @@ describe('a shard thread that dies', () => {
     await expect(touch(runtime, 'a')).rejects.toMatchObject({ code: 'SHARDLOG_SHARD_UNAVAILABLE' });
     await expect(runtime.state({ aggregate: 'probe', id: 'a' })).rejects.toMatchObject({ code: 'SHARDLOG_SHARD_UNAVAILABLE' });
   });
+
+  it('is tried again after its cool-down, and serves', { timeout: 120_000 }, async () => {
+    // The window must hold two crashes even when restarting a thread takes seconds (a loaded CI machine).
+    const { runtime } = await probeRuntime({ restart: { maxCrashes: 1, windowMs: 20_000, initialDelayMs: 5, maxDelayMs: 20 } });
+    await touch(runtime, 'a');
+    for (let crash = 0; crash < 2; crash++) {
+      await expect(runtime.dispatch({ aggregate: 'probe', id: 'x', command: 'exit', input: {} })).rejects.toMatchObject({ code: 'SHARDLOG_OUTCOME_UNKNOWN' });
+    }
+    await waitFor(() => runtime.stats()[0]?.status === 'unavailable');
+    await expect(touch(runtime, 'a')).rejects.toMatchObject({ code: 'SHARDLOG_SHARD_UNAVAILABLE', data: { retryAfterMs: expect.any(Number) } });
+    await waitFor(() => runtime.stats()[0]?.status === 'serving', { timeoutMs: 50_000, everyMs: 50 });
+    expect((await touch(runtime, 'a')).version).toBe(2);
+  });
 });
 
 describe('a failed commit', () => {

@@ -1,4 +1,4 @@
-import { freePort } from '../../test/support/nats-server.ts';
+import { freePort } from '../../test/support/free-port.ts';
 import { skipped, type Drill, type DrillReport, type Invariant } from './drill.ts';
 import { DepositLoad, openAccounts, sendDeposit, type Deposit } from './support/deposit-load.ts';
 import { ledgerInvariants, viewsConverge } from './support/ledger-check.ts';

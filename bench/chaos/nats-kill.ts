@@ -1,5 +1,6 @@
 import { streamEvents, streamInvariants } from '../../test/support/stream-events.ts';
-import { freePort, startNatsServer } from '../../test/support/nats-server.ts';
+import { freePort } from '../../test/support/free-port.ts';
+import { startNatsServer } from '../../test/support/nats-server.ts';
 import { makeTempDir } from '../../test/support/temp-dir.ts';
 import { skipped, type Drill, type DrillReport, type Invariant } from './drill.ts';
 import { errorsAreRetryableProblems, latencyFigures } from './support/answers.ts';

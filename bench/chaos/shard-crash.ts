@@ -1,5 +1,5 @@
 import { fileURLToPath } from 'node:url';
-import { freePort } from '../../test/support/nats-server.ts';
+import { freePort } from '../../test/support/free-port.ts';
 import { makeTempDir } from '../../test/support/temp-dir.ts';
 import { partitionOf, shardOf, streamName } from '../../runtime/partitioning.ts';
 import type { Drill, DrillReport, Invariant } from './drill.ts';

@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3';
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
-import { freePort } from '../../test/support/nats-server.ts';
+import { freePort } from '../../test/support/free-port.ts';
 import { makeTempDir } from '../../test/support/temp-dir.ts';
 import type { Drill, DrillReport, Invariant } from './drill.ts';
 import { errorsAreRetryableProblems, latencyFigures } from './support/answers.ts';

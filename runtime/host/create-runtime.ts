@@ -113,7 +113,7 @@ async function startRuntime<A extends App>(
     checkpointIntervalMs,
     logger,
   );
-  const parts: NodeRuntimeParts<A> = { app: options.app, shards, feed, checkpointer, lock, retentionMs };
+  const parts: NodeRuntimeParts<A> = { app: options.app, shards, feed, checkpointer, lock, retentionMs, logger };
   try {
     for (const [partition, seq] of await shards.heads()) if (seq > feed.localHead(partition)) feed.setLocalHead(partition, seq);
     if (nats !== undefined) {

@@ -25,6 +25,7 @@ import type { DataDirLock } from './data-dir-lock.ts';
 import type { ProjectorHost } from './projector-host.ts';
 import { relaySourceOf } from './relay-source.ts';
 import type { ShardStats } from './shard-host.ts';
+import type { Logger } from '../logger.ts';
 import type { ShardSet } from './shard-set.ts';
 
 const maxPageSize = 1_000;
@@ -37,6 +38,7 @@ export interface NodeRuntimeParts<A extends App> {
   checkpointer: Checkpointer;
   lock: DataDirLock;
   retentionMs: number;
+  logger: Logger;
   relay?: JetStreamRelay | undefined;
   cluster?: ClusterNode | undefined;
   projectors?: ProjectorHost | undefined;
@@ -53,7 +55,10 @@ export class NodeRuntime<A extends App = App> implements Runtime<A> {
 
   constructor(private readonly parts: NodeRuntimeParts<A>) {
     const every = Math.max(1_000, Math.min(parts.retentionMs / 4, 10 * 60_000));
-    this.pruneTimer = setInterval(() => void this.pruneCommands().catch(() => undefined), every).unref();
+    this.pruneTimer = setInterval(() => {
+      if (this.closed) return;
+      this.pruneCommands().catch((error: unknown) => parts.logger.warn({ err: error }, 'forgetting command ids past the retention failed; will try again'));
+    }, every).unref();
   }
 
   get app(): A {

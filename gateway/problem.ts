@@ -28,10 +28,18 @@ function title(code: ErrorCode): string {
 
 export function toProblem(error: ShardlogError): Problem {
   if (error instanceof RejectedError) {
-    const { code: _code, detail: _detail, ...data } = error.data;
-    return { ...data, type: `${problemBase}rejected`, title: 'Rejected by the domain', status: 422, detail: error.detail || error.reason, code: error.reason };
+    return withExtensions({ type: `${problemBase}rejected`, title: 'Rejected by the domain', status: 422, detail: error.detail || error.reason, code: error.reason }, error.data);
   }
-  return { ...error.data, type: problemType(error.code), title: title(error.code), status: errorCodes[error.code].status, detail: error.message, code: error.code };
+  return withExtensions({ type: problemType(error.code), title: title(error.code), status: errorCodes[error.code].status, detail: error.message, code: error.code }, error.data);
+}
+
+const memberNames = new Set(['type', 'title', 'status', 'detail', 'code', '__proto__']);
+
+/** The five members first, then every data field that does not carry one of their names. */
+function withExtensions(members: Problem, data: Readonly<Record<string, unknown>>): Problem {
+  const problem: Problem = { ...members };
+  for (const [name, value] of Object.entries(data)) if (!memberNames.has(name)) problem[name] = value;
+  return problem;
 }
 
 /** Maps Fastify's own request errors (body limit, content type, JSON) onto our codes. */

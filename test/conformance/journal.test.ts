@@ -462,16 +462,16 @@ describe('a journal: the public Runtime API', () => {
 });
 
 describe('refusing an event the journal cannot store', () => {
-  it('refuses only the write whose event fails its schema, with SHARDLOG_INVALID_EVENT', () => {
+  it('refuses only the write whose event fails its schema, with SHARDLOG_EVENT_REFUSED', () => {
     expect(refusalOutcomes.map((outcome) => outcome.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
     const refused = refusalOutcomes[1] as PromiseRejectedResult;
     expect(refused.reason).toBeInstanceOf(ShardlogError);
-    expect((refused.reason as ShardlogError).code).toBe('SHARDLOG_INVALID_EVENT');
+    expect((refused.reason as ShardlogError).code).toBe('SHARDLOG_EVENT_REFUSED');
   });
 
   it('refuses a whole multi-event command when one of its events fails its schema', () => {
     expect(atomicRefusal.status).toBe('rejected');
-    expect(((atomicRefusal as PromiseRejectedResult).reason as ShardlogError).code).toBe('SHARDLOG_INVALID_EVENT');
+    expect(((atomicRefusal as PromiseRejectedResult).reason as ShardlogError).code).toBe('SHARDLOG_EVENT_REFUSED');
   });
 });
 

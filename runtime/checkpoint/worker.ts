@@ -14,8 +14,8 @@ export interface CheckpointResult {
   /** WAL frames in the log, and how many of them are now in the database file. */
   walFrames: number;
   checkpointed: number;
-  /** Bytes of WAL in use after the pass: its frames times the page size. */
-  walBytes: number;
+  /** Bytes of WAL in use after the pass (its frames times the page size); null when the pass could not run. */
+  walBytes: number | null;
 }
 
 const connections = new Map<string, { db: Database.Database; pageSize: number }>();
@@ -40,7 +40,7 @@ export default function runCheckpointTask(task: CheckpointTask): CheckpointResul
     connections.set(task.file, connection);
   }
   const [row] = connection.db.pragma('wal_checkpoint(PASSIVE)') as { busy: number; log: number; checkpointed: number }[];
-  // -1 when the file is not in WAL mode: no WAL at all.
-  const walFrames = Math.max(0, row?.log ?? 0);
-  return { walFrames, checkpointed: row?.checkpointed ?? 0, walBytes: walFrames * connection.pageSize };
+  // -1 when the pass could not run (the shard's own backstop checkpoint held the lock): size unknown.
+  const walFrames = row?.log ?? -1;
+  return { walFrames, checkpointed: row?.checkpointed ?? -1, walBytes: walFrames < 0 ? null : walFrames * connection.pageSize };
 }

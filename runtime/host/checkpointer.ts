@@ -58,7 +58,7 @@ export class Checkpointer {
       try {
         const result = await this.pool.run({ type: 'checkpoint', file });
         this.failures = 0;
-        if (result !== null) this.recordWal(shard, result.walBytes);
+        if (result !== null && result.walBytes !== null) this.recordWal(shard, result.walBytes);
       } catch (error) {
         // A checkpoint that fails costs nothing but WAL growth; the shard's backstop still runs.
         this.failures += 1;

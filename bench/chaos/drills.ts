@@ -1,4 +1,5 @@
 import type { Drill } from './drill.ts';
+import { clockBackwards } from './clock-backwards.ts';
 import { diskFull } from './disk-full.ts';
 import { natsKill } from './nats-kill.ts';
 import { relayKill } from './relay-kill.ts';
@@ -13,5 +14,6 @@ export const drills: { drill: Drill; quick: boolean }[] = [
   { drill: shardCrash, quick: false },
   { drill: relayKill, quick: false },
   { drill: walReader, quick: false },
-  { drill: slowDisk, quick: false },
+  { drill: slowDisk, quick: true },
+  { drill: clockBackwards, quick: false },
 ];

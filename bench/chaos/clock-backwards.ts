@@ -181,6 +181,11 @@ export const clockBackwards: Drill = {
           detail: `${replayedOk} of ${replays.length} keys from before the step answered 200 again (no second event: see the ledger)`,
         },
         {
+          name: 'recordedAt never goes backwards in an aggregate’s history (it waits for the clock instead)',
+          holds: backwardSteps === 0,
+          detail: `${backwardSteps} step(s) back${backwardSteps === 0 ? '' : `, the largest ${Math.round(largestStepBackMs / 1_000)} s`}; ${plateauEvents} events share the previous event's recordedAt`,
+        },
+        {
           name: '?at= reads return a state the aggregate was in (a prefix of its history)',
           holds: atReads.reads > 0 && atReads.inconsistent === 0,
           detail: `${atReads.reads - atReads.inconsistent} of ${atReads.reads} reads; ${atReads.prefixMatches} cut at the first event recorded after T`,

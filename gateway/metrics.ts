@@ -14,6 +14,7 @@ export class Metrics {
   private projectionStatus: () => Promise<ProjectionStatus[]> = () => Promise.resolve([]);
   private projectionScrape: { at: number; statuses: Promise<ProjectionStatus[]> } | undefined;
   private busLag: () => { partition: number; head: number; published: number }[] = () => [];
+  private walSizes: () => { shard: number; bytes: number }[] = () => [];
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });
@@ -101,6 +102,16 @@ export class Metrics {
         for (const lag of busLag()) this.set({ partition: String(lag.partition) }, Math.max(0, lag.head - lag.published));
       },
     });
+    const walSizes = () => this.walSizes();
+    new Gauge({
+      name: 'shardlog_wal_bytes',
+      help: 'Bytes of write-ahead log of the shard log as of its last background checkpoint; it grows while a reader holds an old snapshot.',
+      labelNames: ['shard'],
+      registers,
+      collect() {
+        for (const wal of walSizes()) this.set({ shard: String(wal.shard) }, wal.bytes);
+      },
+    });
   }
 
   /** Cluster counters (forwarded commands, handoffs, fencing) and partitions owned, read at each scrape. */
@@ -154,6 +165,10 @@ export class Metrics {
 
   watchProjections(status: () => Promise<ProjectionStatus[]>): void {
     this.projectionStatus = status;
+  }
+
+  watchWal(sizes: () => { shard: number; bytes: number }[]): void {
+    this.walSizes = sizes;
   }
 
   watchRelay(lag: () => { partition: number; head: number; published: number }[]): void {

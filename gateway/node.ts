@@ -69,6 +69,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     ...config.tuning,
   } as RuntimeOptions);
   metrics.watchRelay(() => runtime.busLag());
+  metrics.watchWal(() => runtime.walSizes());
   metrics.watchCluster(() => runtime.cluster?.status());
   const gateway = buildGateway({ runtime, metrics, tokens: config.tokens, bodyLimit: config.bodyLimit, logger, viewWaitMs: config.viewWaitMs, eventStream: config.eventStream });
   try {

@@ -11,6 +11,7 @@ import type { BusEvent } from './bus/bus-event.ts';
 import type { ShardlogError } from './errors.ts';
 import type { ProjectorHost } from './host/projector-host.ts';
 import type { BatchReport, RestartPolicy, ShardStats } from './host/shard-host.ts';
+import type { WalSize } from './host/checkpointer.ts';
 import type { Logger } from './logger.ts';
 import type { CommandEnvelope, CommandResult, Durability, StoredEvent } from './protocol.ts';
 
@@ -219,6 +220,8 @@ export interface Runtime<A extends App = App> {
 
   /** Per-shard queue depth, batch counts and health. */
   stats(): ShardStats[];
+  /** Each shard log's WAL size in bytes, as of the background checkpointer's last pass. */
+  walSizes(): WalSize[];
   /** Forgets command ids older than the retention; runs in the background on its own too. */
   pruneCommands(): Promise<number>;
   /** Stops taking commands, lets every accepted one commit, closes the logs and the threads. Idempotent. */

@@ -14,12 +14,14 @@ export interface CheckpointResult {
   /** WAL frames in the log, and how many of them are now in the database file. */
   walFrames: number;
   checkpointed: number;
+  /** Bytes of WAL in use after the pass (its frames times the page size); null when the pass could not run. */
+  walBytes: number | null;
 }
 
-const connections = new Map<string, Database.Database>();
+const connections = new Map<string, { db: Database.Database; pageSize: number }>();
 
 function closeAll(): void {
-  for (const db of connections.values()) if (db.open) db.close();
+  for (const { db } of connections.values()) if (db.open) db.close();
   connections.clear();
 }
 
@@ -30,12 +32,15 @@ export default function runCheckpointTask(task: CheckpointTask): CheckpointResul
     closeAll();
     return null;
   }
-  let db = connections.get(task.file);
-  if (db === undefined) {
-    db = new Database(task.file, { fileMustExist: true, timeout: 0 });
+  let connection = connections.get(task.file);
+  if (connection === undefined) {
+    const db = new Database(task.file, { fileMustExist: true, timeout: 0 });
     db.pragma('synchronous = FULL');
-    connections.set(task.file, db);
+    connection = { db, pageSize: db.pragma('page_size', { simple: true }) as number };
+    connections.set(task.file, connection);
   }
-  const [row] = db.pragma('wal_checkpoint(PASSIVE)') as { busy: number; log: number; checkpointed: number }[];
-  return { walFrames: row?.log ?? 0, checkpointed: row?.checkpointed ?? 0 };
+  const [row] = connection.db.pragma('wal_checkpoint(PASSIVE)') as { busy: number; log: number; checkpointed: number }[];
+  // -1 when the pass could not run (the shard's own backstop checkpoint held the lock): size unknown.
+  const walFrames = row?.log ?? -1;
+  return { walFrames, checkpointed: row?.checkpointed ?? -1, walBytes: walFrames < 0 ? null : walFrames * connection.pageSize };
 }

@@ -18,7 +18,7 @@ import type {
   StateQuery,
 } from '../runtime.ts';
 import { assertValidCommandId, checkedCount } from './checked-input.ts';
-import type { Checkpointer } from './checkpointer.ts';
+import type { Checkpointer, WalSize } from './checkpointer.ts';
 import { prepareCommand } from './command-preparation.ts';
 import type { CommitFeed } from './commit-feed.ts';
 import type { DataDirLock } from './data-dir-lock.ts';
@@ -212,6 +212,10 @@ export class NodeRuntime<A extends App = App> implements Runtime<A> {
 
   stats(): ShardStats[] {
     return this.parts.shards.stats();
+  }
+
+  walSizes(): WalSize[] {
+    return this.parts.checkpointer.walSizes();
   }
 
   async pruneCommands(): Promise<number> {

@@ -34,8 +34,11 @@ interface Batch {
  */
 export class GroupCommit {
   private readonly lastSeq: Map<number, number>;
-  /** recorded_at never goes backwards, even if the wall clock does, so time queries stay in version order. */
-  private lastNow = 0;
+  /**
+   * recorded_at never goes backwards, even if the wall clock does, so time queries stay in
+   * version order; it resumes from the log, so a restart while the clock is behind keeps it too.
+   */
+  private lastNow: number;
 
   constructor(
     private readonly app: App,
@@ -44,6 +47,7 @@ export class GroupCommit {
     private readonly config: ShardWorkerData,
   ) {
     this.lastSeq = log.lastSeqs();
+    this.lastNow = log.lastRecordedAt();
   }
 
   /**
@@ -53,6 +57,8 @@ export class GroupCommit {
   forgetPartition(partition: number): number {
     this.actors.deleteWhere((stream) => partitionOf(stream, this.config.partitions) === partition);
     const seq = this.log.lastSeq(partition);
+    // Events copied in from the stream carry another node's clock.
+    this.lastNow = Math.max(this.lastNow, this.log.lastRecordedAt());
     if (seq === 0) this.lastSeq.delete(partition);
     else this.lastSeq.set(partition, seq);
     return seq;

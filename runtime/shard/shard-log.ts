@@ -148,6 +148,14 @@ export class ShardLog {
     return new Map(rows.map((row) => [row.partition, row.seq]));
   }
 
+  /** The latest recorded_at of the last event of any partition (0: no events), where a restarted shard's clock resumes. */
+  lastRecordedAt(): number {
+    const row = this.db
+      .prepare<[], { at: number | null }>('SELECT MAX(recorded_at) AS at FROM events WHERE (partition, seq) IN (SELECT partition, MAX(seq) FROM events GROUP BY partition)')
+      .get();
+    return row?.at ?? 0;
+  }
+
   /** The highest seq of one partition (0: no events). */
   lastSeq(partition: number): number {
     return this.db.prepare<[number], { seq: number | null }>('SELECT MAX(seq) AS seq FROM events WHERE partition = ?').get(partition)?.seq ?? 0;

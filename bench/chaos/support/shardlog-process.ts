@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
-const cli = fileURLToPath(new URL('../../../gateway/shardlog.mjs', import.meta.url));
+const cli = fileURLToPath(new URL('../../../cli/shardlog.mjs', import.meta.url));
 
 /** A `shardlog start` child on a given data dir and port, which a drill can kill and start again. */
 export class ShardlogProcess {
@@ -11,13 +11,20 @@ export class ShardlogProcess {
   /**
    * `args` follow `shardlog start --port --host --data --log-level`; with `entry`, the process
    * runs that script instead of the CLI and gets `--port <port> --data <dir>` then `args`.
+   * `env` is added to this process's environment (e.g. an LD_PRELOAD shim); `setEnv` changes it
+   * for the next start.
    */
   constructor(
     readonly dataDir: string,
     readonly port: number,
     private readonly args: readonly string[],
     private readonly entry?: string,
+    private env: NodeJS.ProcessEnv = {},
   ) {}
+
+  setEnv(env: NodeJS.ProcessEnv): void {
+    this.env = env;
+  }
 
   get url(): string {
     return `http://127.0.0.1:${this.port}`;
@@ -30,7 +37,7 @@ export class ShardlogProcess {
       this.entry === undefined
         ? [cli, 'start', '--port', String(this.port), '--host', '127.0.0.1', '--data', this.dataDir, '--log-level', 'warn', ...this.args]
         : ['--import', 'tsx', this.entry, '--port', String(this.port), '--data', this.dataDir, ...this.args];
-    const child = spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...this.env } });
     this.child = child;
     const keep = (chunk: Buffer) => (this.output = (this.output + chunk.toString()).slice(-8_000));
     child.stdout?.on('data', keep);

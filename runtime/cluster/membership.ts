@@ -31,7 +31,8 @@ export class Membership {
   private leading = false;
   private planning: Promise<void> | undefined;
   /** When this node's NATS connection last came back: heartbeats seen before then are stale. */
-  private reconnectedAt = 0;
+  /** Local times (performance.now(): a wall clock stepped back must not keep a dead node alive) of the last reconnect and of each node's last heartbeat seen. */
+  private reconnectedAt = Number.NEGATIVE_INFINITY;
   private leaving = false;
   private stopped = false;
   private readonly startedAt = Date.now();
@@ -96,20 +97,20 @@ export class Membership {
   onHeartbeat(nodeId: string, beat: NodeHeartbeat | undefined): void {
     const before = this.lastBeat.get(nodeId);
     if (beat === undefined) this.lastBeat.delete(nodeId);
-    else this.lastBeat.set(nodeId, { at: Date.now(), draining: beat.draining });
+    else this.lastBeat.set(nodeId, { at: performance.now(), draining: beat.draining });
     // A node joining, leaving or gone: the leader plans now rather than at its next tick.
     if (this.leading && (before === undefined || beat === undefined || before.draining !== beat.draining)) this.planSoon();
   }
 
   /** Whether another node that is not leaving has heartbeated recently. */
   othersAlive(): boolean {
-    return [...this.lastBeat].some(([nodeId, { at, draining }]) => nodeId !== this.options.nodeId && !draining && Date.now() - at <= this.options.timings.deadAfterMs);
+    return [...this.lastBeat].some(([nodeId, { at, draining }]) => nodeId !== this.options.nodeId && !draining && performance.now() - at <= this.options.timings.deadAfterMs);
   }
 
   /** Notes reconnects (heartbeats seen before one are stale) and warns on disconnects, until the connection closes. */
   async watchConnection(nc: NatsConnection): Promise<void> {
     for await (const status of nc.status()) {
-      if (status.type === 'reconnect') this.reconnectedAt = Date.now();
+      if (status.type === 'reconnect') this.reconnectedAt = performance.now();
       else if (status.type === 'disconnect') this.options.logger.warn({ nodeId: this.options.nodeId }, 'cluster lost NATS: commands for this node’s partitions fail until it is back (no PubAck, no acknowledgement)');
     }
   }
@@ -124,7 +125,7 @@ export class Membership {
   /** The leader's step: write the assignments the live nodes call for. */
   private async plan(): Promise<void> {
     const { nodeId, store, timings, assignments, logger } = this.options;
-    const now = Date.now();
+    const now = performance.now();
     const alive = new Set<string>();
     const candidates: string[] = [];
     for (const [id, { at, draining }] of this.lastBeat) {
@@ -142,7 +143,7 @@ export class Membership {
     for (const id of silent) {
       const beat = await store.heartbeatOf(id);
       if (beat === undefined || Date.now() - beat.at > timings.deadAfterMs) continue;
-      this.lastBeat.set(id, { at: Date.now(), draining: beat.draining });
+      this.lastBeat.set(id, { at: performance.now(), draining: beat.draining });
       alive.add(id);
       if (!beat.draining) candidates.push(id);
     }

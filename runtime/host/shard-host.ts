@@ -149,7 +149,7 @@ export class ShardHost {
   private scheduleFlush(): void {
     if (this.flushScheduled) return;
     this.flushScheduled = true;
-    const wait = this.resumeAt - Date.now();
+    const wait = this.resumeAt - performance.now();
     if (wait > 0) setTimeout(() => this.flush(), wait);
     else setImmediate(() => this.flush());
   }
@@ -157,7 +157,7 @@ export class ShardHost {
   private flush(): void {
     this.flushScheduled = false;
     if (this.batchesInFlight >= this.options.maxBatchesInFlight || this.queue.length === 0 || this.status === 'unavailable') return;
-    if (Date.now() < this.resumeAt) {
+    if (performance.now() < this.resumeAt) {
       this.scheduleFlush();
       return;
     }
@@ -233,7 +233,7 @@ export class ShardHost {
 
   /** Piscina has already replaced the dead thread; we hold batches back for a growing delay. */
   private onCrash(error: unknown): void {
-    const now = Date.now();
+    const now = performance.now();
     this.counters.crashes += 1;
     this.crashTimes = [...this.crashTimes.filter((time) => now - time < this.options.restart.windowMs), now];
     const { maxCrashes, initialDelayMs, maxDelayMs } = this.options.restart;
@@ -271,7 +271,7 @@ export class ShardHost {
   private unavailableError(): ShardlogError {
     return makeError('SHARDLOG_SHARD_UNAVAILABLE', `shard ${this.shard} is unavailable after repeated crashes`, {
       shard: this.shard,
-      retryAfterMs: Math.max(1_000, this.openUntil - Date.now()),
+      retryAfterMs: Math.max(1_000, this.openUntil - performance.now()),
     });
   }
 

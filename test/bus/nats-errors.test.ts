@@ -4,6 +4,7 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isConnectionClosed, isNatsOutage, isNoResponders, isStreamNotFound, isTimeout, isWrongLastSequence, jetStreamApiCodeOf } from '../../runtime/bus/nats-errors.ts';
 import { startNatsServer, type NatsServer } from '../support/nats-server.ts';
+import { failureOf } from '../support/failure-of.ts';
 
 let nats: NatsServer;
 let nc: NatsConnection;
@@ -17,16 +18,6 @@ afterAll(async () => {
   await nc.close();
   await nats.stop();
 });
-
-/** The error a call rejects with (the test fails if it resolves). */
-async function failureOf(call: () => Promise<unknown>): Promise<unknown> {
-  try {
-    await call();
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected the call to fail');
-}
 
 /** Every recogniser's verdict, so each case shows which ones say yes and that the others say no. */
 function verdicts(error: unknown) {

@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { isNatsOutage } from '../../runtime/bus/nats-errors.ts';
 import { ClusterStore } from '../../runtime/cluster/cluster-store.ts';
 import { startNatsServer } from '../support/nats-server.ts';
+import { failureOf } from '../support/failure-of.ts';
 
 const timings = { heartbeatMs: 500, deadAfterMs: 3_000 };
 
@@ -18,16 +19,6 @@ async function connected(): Promise<{ nc: NatsConnection; pause: () => Promise<v
   const nc = await connect({ servers: server.url, maxReconnectAttempts: -1, reconnectTimeWait: 100, noAsyncTraces: true });
   cleanup.push(() => nc.close());
   return { nc, pause: server.pause };
-}
-
-/** The error a call rejects with (the test fails if it resolves). */
-async function failureOf(call: () => Promise<unknown>): Promise<unknown> {
-  try {
-    await call();
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected the call to fail');
 }
 
 describe('the cluster store', () => {

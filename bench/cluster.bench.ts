@@ -1,19 +1,18 @@
 /**
- * `npm run bench -- cluster`: shardlog nodes as separate processes on one NATS (started here),
- * 64 partitions, one shard thread each, fsync, deposits over 1,000 accounts sent over HTTP
- * by this process to every node in turn (so with n nodes about (n−1)/n are forwarded).
- * - Throughput and p50/p99 with 1, 2 and 3 nodes (closed loop, 64 in flight).
- * - What a forwarded command adds: one command at a time to a node, for accounts it owns and
- *   for accounts another node owns.
- * - Joins: how long after a new node answers until every partition is served again.
- * - One handoff under load: n3 leaves gracefully (SIGTERM) while n1 and n2 take an open-loop
- *   load at half the three-node maximum; how long until n1 and n2 serve everything, and how
- *   many commands sent meanwhile waited longer than the steady p99. (A join under load mostly
- *   measures the new process's start-up, which takes the same 2 cores.)
- * Every node, NATS and this client share this machine's cores: the numbers show the cost of
- * the cluster machinery, not what more machines would add (docs/benchmarks.md's scaling model does).
- * Knobs: BENCH_SECONDS (per measured phase, default 10); BENCH_NODE_LOG=<pino level> writes
- * each node's log to bench-cluster-<node>.log in the working directory.
+ * `npm run bench -- cluster`: does one more node add throughput? Shardlog nodes run as separate
+ * processes, each (as root) in a CPU cgroup of its own capped at BENCH_NODE_CPU of a core
+ * (default 0.35), as if each were a small machine; nats-server and this client are uncapped.
+ * 64 partitions, one shard thread per node, fsync, deposits over 500 accounts, 32 in flight.
+ * - A standalone node (no NATS), then fresh clusters of 1, 2 and 3 nodes, each on its own
+ *   nats-server: acknowledged commands/s, CPU per acknowledged command (all nodes +
+ *   nats-server, from /proc/<pid>/stat) and idle CPU (nothing sent). Two clients: one sends
+ *   every command to the next node in turn (about (n−1)/n are forwarded), the other follows
+ *   the owner hint (GET /cluster/partitions) and sends each command to its partition's owner.
+ * - On the 3-node cluster: what a forwarded command adds (one at a time), the NATS limit of
+ *   this machine, and one graceful leave under load.
+ * Knobs: BENCH_SECONDS (per measured point, default 8); BENCH_NODE_CPU (fraction of a core per
+ * node, 0 = uncapped); BENCH_NODE_LOG=<pino level> writes each node's log to
+ * bench-cluster-<node>.log in the working directory.
  */
 import { writeFileSync } from 'node:fs';
 import { Agent, request as httpRequest } from 'node:http';
@@ -22,13 +21,24 @@ import { connect } from '@nats-io/transport-node';
 import { clusterReport, partitionOf } from '../runtime/index.ts';
 import { startNatsServer, type NatsServer } from '../test/support/nats-server.ts';
 import { startNodeProcess, type NodeProcess } from '../test/support/node-process.ts';
+import { cpuCap, type CpuCap } from './support/cpu-cap.ts';
 import { Latencies, round } from './support/latency.ts';
 import { closedLoop, openLoop } from './support/load.ts';
+import { cpuMeter } from './support/process-cpu.ts';
 import { envNumber, report, type ResultRow } from './support/results.ts';
 
-const accounts = 1_000;
+const accounts = 500;
 const partitions = 64;
-const durationMs = envNumber('BENCH_SECONDS', 10) * 1_000;
+const inFlight = 32;
+const durationMs = envNumber('BENCH_SECONDS', 8) * 1_000;
+const idleMs = 5_000;
+
+function nodeCpuFraction(): number {
+  const raw = process.env.BENCH_NODE_CPU ?? '0.35';
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value < 0 || value > 64) throw new Error(`BENCH_NODE_CPU must be a fraction of a core (0 = uncapped), got "${raw}"`);
+  return value;
+}
 
 // node:http with keep-alive, not fetch: fetch took most of a core for the client alone on this 2-core machine.
 const agent = new Agent({ keepAlive: true, maxSockets: 64 });
@@ -46,8 +56,28 @@ function post(url: string, path: string, body: unknown): Promise<void> {
   });
 }
 
-function deposit(nodes: NodeProcess[]) {
-  return (index: number) => post(nodes[index % nodes.length]!.url, `/commands/account/acc-${(index * 7919) % accounts}/deposit`, { amount: 1 });
+const accountOf = (index: number) => `acc-${(index * 7919) % accounts}`;
+
+/** Each command to the next node in turn, as a plain round-robin load balancer does. */
+function roundRobin(nodes: NodeProcess[]) {
+  return (index: number) => post(nodes[index % nodes.length]!.url, `/commands/account/${accountOf(index)}/deposit`, { amount: 1 });
+}
+
+interface OwnerTable {
+  owners: { partition: number; nodeId: string; url: string }[];
+}
+
+/** Each command straight to its partition's owner, from the owner table any node serves. */
+async function ownerRouted(nodes: NodeProcess[]) {
+  const response = await fetch(`${nodes[0]!.url}/cluster/partitions`);
+  if (!response.ok) throw new Error(`GET /cluster/partitions: ${response.status} ${await response.text()}`);
+  const table = (await response.json()) as OwnerTable;
+  const urlOf = new Map(table.owners.map((row) => [row.partition, row.url]));
+  return (index: number) => {
+    const id = accountOf(index);
+    const url = urlOf.get(partitionOf(`account/${id}`, partitions)) ?? nodes[0]!.url;
+    return post(url, `/commands/account/${id}/deposit`, { amount: 1 });
+  };
 }
 
 /** Until the nodes serve every partition between them, no handoff under way; returns how long it took. */
@@ -67,9 +97,109 @@ async function settled(nats: NatsServer, nodes: NodeProcess[], timeoutMs = 120_0
   }
 }
 
-async function maxRate(label: string, nodes: NodeProcess[]): Promise<ResultRow> {
-  const result = await closedLoop(deposit(nodes), { inFlight: 64, warmupMs: 2_000, durationMs });
-  return { name: `${label}: deposits, closed loop (64 in flight)`, opsPerSec: round(result.opsPerSec, 0), ...result.latencies.summary(), failures: result.failures };
+/**
+ * Closed loop at `inFlight`, measured over a window after a warm-up: the commands acknowledged
+ * within the window and the CPU the given processes used in that same window.
+ */
+async function measured(operation: (index: number) => Promise<unknown>, pids: number[]) {
+  const latencies = new Latencies();
+  let next = 0;
+  let failures = 0;
+  let acknowledged = 0;
+  let window: 'warm-up' | 'measuring' | 'done' = 'warm-up';
+  let cpuUsed: () => number = () => 0;
+  let windowStart = 0;
+  let result = { cpuMicros: 0, seconds: 0 };
+  const timers = [
+    setTimeout(() => {
+      cpuUsed = cpuMeter(pids);
+      windowStart = performance.now();
+      window = 'measuring';
+    }, 2_000),
+    setTimeout(() => {
+      result = { cpuMicros: cpuUsed(), seconds: (performance.now() - windowStart) / 1_000 };
+      window = 'done';
+    }, 2_000 + durationMs),
+  ];
+  const worker = async () => {
+    while (window !== 'done') {
+      const started = performance.now();
+      try {
+        await operation(next++);
+        if (window === 'measuring' && started >= windowStart) {
+          latencies.record(performance.now() - started);
+          acknowledged += 1;
+        }
+      } catch {
+        if (window === 'measuring') failures += 1;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: inFlight }, worker));
+  for (const timer of timers) clearTimeout(timer);
+  return {
+    opsPerSec: round(acknowledged / result.seconds, 0),
+    ...latencies.summary(),
+    cpuPerCommandUs: round(result.cpuMicros / Math.max(acknowledged, 1), 0),
+    cpuCores: round(result.cpuMicros / 1e6 / result.seconds, 2),
+    failures,
+  };
+}
+
+/** The CPU used over a few seconds with nothing sent, as a percentage of one core: all processes, and the busiest node alone. */
+async function idleCpu(nodePids: number[], natsPid: number | undefined): Promise<{ total: number; busiestNode: number }> {
+  const perNode = nodePids.map((pid) => cpuMeter([pid]));
+  const nats = cpuMeter(natsPid === undefined ? [] : [natsPid]);
+  await new Promise((resolve) => setTimeout(resolve, idleMs));
+  const percent = (micros: number) => round((micros / 1e3 / idleMs) * 100, 2);
+  const nodes = perNode.map((used) => used());
+  return { total: percent(nodes.reduce((sum, used) => sum + used, 0) + nats()), busiestNode: percent(Math.max(...nodes)) };
+}
+
+interface Deployment {
+  label: string;
+  nats: NatsServer | undefined;
+  nodes: NodeProcess[];
+  pids: () => number[];
+}
+
+async function deploy(size: number, clustered: boolean, cap: CpuCap, all: NodeProcess[]): Promise<Deployment> {
+  const nats = clustered ? await startNatsServer() : undefined;
+  const nodes: NodeProcess[] = [];
+  const common = ['--partitions', String(partitions), '--shards', '1', '--log-level', process.env.BENCH_NODE_LOG ?? 'warn'];
+  for (let index = 1; index <= size; index++) {
+    const nodeId = clustered ? `n${index}` : 'standalone';
+    const node = await startNodeProcess(nodeId, nats === undefined ? common : ['--nats', nats.url, ...common], { readyWithinMs: 120_000 });
+    nodes.push(node);
+    all.push(node);
+    cap.apply(`${clustered ? size : 's'}-${nodeId}`, node.process.pid!);
+  }
+  if (nats !== undefined) await settled(nats, nodes);
+  const label = clustered ? `${size} node${size === 1 ? '' : 's'}` : '1 node, standalone (no NATS)';
+  await Promise.all(Array.from({ length: accounts }, (_, index) => post(nodes[index % nodes.length]!.url, `/commands/account/acc-${index}/open`, { owner: `owner-${index % 50}` })));
+  const pids = () => [...nodes.map((node) => node.process.pid!), ...(nats?.pid() === undefined ? [] : [nats.pid()!])];
+  return { label, nats, nodes, pids };
+}
+
+interface ScalePoint {
+  label: string;
+  nodes: number;
+  idleCpuPercent: number;
+  idleBusiestNodePercent: number;
+  roundRobin: Awaited<ReturnType<typeof measured>>;
+  ownerRouted: Awaited<ReturnType<typeof measured>> | undefined;
+}
+
+async function scalePoint(deployment: Deployment): Promise<ScalePoint> {
+  const { nodes, pids } = deployment;
+  // Let start-up work (catch-up, first checkpoints) finish before measuring the idle node.
+  await new Promise((resolve) => setTimeout(resolve, 3_000));
+  const idle = await idleCpu(nodes.map((node) => node.process.pid!), deployment.nats?.pid());
+  const roundRobinResult = await measured(roundRobin(nodes), pids());
+  const routed = deployment.nats !== undefined && nodes.length > 1 ? await measured(await ownerRouted(nodes), pids()) : undefined;
+  const best = routed ?? roundRobinResult;
+  console.log(`${deployment.label}: ${best.opsPerSec}/s, ${best.cpuPerCommandUs} µs CPU per command, idle ${idle.total}% of a core (busiest node ${idle.busiestNode}%)`);
+  return { label: deployment.label, nodes: nodes.length, idleCpuPercent: idle.total, idleBusiestNodePercent: idle.busiestNode, roundRobin: roundRobinResult, ownerRouted: routed };
 }
 
 /** One command at a time to `node`, for accounts whose partition it owns and for accounts another node owns. */
@@ -92,8 +222,8 @@ async function forwardingCost(nats: NatsServer, node: NodeProcess): Promise<Resu
   );
   const rate = round(result.opsPerSec / 2, 0);
   return [
-    { name: '2 nodes: one at a time, partition owned by the receiving node', opsPerSec: rate, ...latencies.local.summary() },
-    { name: '2 nodes: one at a time, forwarded to the owner over NATS', opsPerSec: rate, ...latencies.forwarded.summary() },
+    { name: '3 nodes: one at a time, partition owned by the receiving node', opsPerSec: rate, ...latencies.local.summary() },
+    { name: '3 nodes: one at a time, forwarded to the owner over NATS', opsPerSec: rate, ...latencies.forwarded.summary() },
   ];
 }
 
@@ -122,95 +252,137 @@ async function rawJetStream(nats: NatsServer): Promise<ResultRow> {
   }
 }
 
-export async function runCluster(): Promise<void> {
-  const nats = await startNatsServer();
-  const nodes: NodeProcess[] = [];
-  const start = async (nodeId: string) => {
-    const node = await startNodeProcess(nodeId, ['--nats', nats.url, '--partitions', String(partitions), '--shards', '1', '--log-level', process.env.BENCH_NODE_LOG ?? 'warn']);
-    nodes.push(node);
-    return node;
+/**
+ * One graceful leave under load: clients send to n1 and n2 (as a load balancer does once n3
+ * drains) at half the three-node maximum; n3 gets SIGTERM and hands its partitions over.
+ */
+async function leaveUnderLoad(nats: NatsServer, [n1, n2, n3]: NodeProcess[], threeNodeRate: number) {
+  const rate = Math.max(20, Math.round(threeNodeRate / 2));
+  const steady = await openLoop(roundRobin([n1!, n2!]), { ratePerSec: rate, durationMs: 5_000 });
+  const threshold = Math.max(steady.latencies.percentile(99), 1);
+  const moved = (await clusterReport({ servers: nats.url, prefix: 'shardlog' }))!.assignments.filter((row) => row.owner === 'n3').length;
+  const samples: { startedAt: number; ms: number }[] = [];
+  const load = openLoop(
+    async (index) => {
+      const startedAt = performance.now();
+      await roundRobin([n1!, n2!])(index);
+      samples.push({ startedAt, ms: performance.now() - startedAt });
+    },
+    { ratePerSec: rate, durationMs: Math.max(12_000, durationMs) },
+  );
+  await new Promise((resolve) => setTimeout(resolve, 3_000));
+  const leftAt = performance.now();
+  n3!.signal('SIGTERM');
+  await settled(nats, [n1!, n2!]);
+  const settledAt = performance.now();
+  await n3!.exited;
+  const underLeave = await load;
+  const window = new Latencies();
+  let delayed = 0;
+  for (const sample of samples) {
+    if (sample.startedAt < leftAt || sample.startedAt > settledAt) continue;
+    window.record(sample.ms);
+    if (sample.ms > threshold) delayed++;
+  }
+  const rows: ResultRow[] = [
+    { name: `2 of 3 nodes take the load at ${rate}/s`, opsPerSec: round(steady.opsPerSec, 0), ...steady.latencies.summary() },
+    { name: `same load, sent while n3 leaves (${moved} partitions move)`, opsPerSec: round(underLeave.opsPerSec, 0), ...window.summary(), failures: underLeave.failures },
+  ];
+  const handoff = {
+    kind: 'graceful leave (SIGTERM) under load',
+    partitionsMoved: moved,
+    signalToSettledMs: round(settledAt - leftAt, 0),
+    steadyP99Ms: round(threshold, 3),
+    commandsSentWhileMoving: window.count,
+    slowerThanSteadyP99: delayed,
+    p99MsWhileMoving: round(window.percentile(99), 1),
+    maxMsWhileMoving: round(window.percentile(100), 1),
+    failures: underLeave.failures,
   };
+  return { rows, handoff };
+}
+
+async function stopDeployment(deployment: Deployment): Promise<void> {
+  for (const node of deployment.nodes) {
+    if (process.env.BENCH_NODE_LOG !== undefined) writeFileSync(`bench-cluster-${deployment.nodes.length}-${node.nodeId}.log`, node.output());
+    node.signal('SIGKILL');
+    await node.exited;
+    node.removeDir();
+  }
+  await deployment.nats?.stop();
+}
+
+const ratio = (value: number, base: number) => round(value / base, 2);
+
+export async function runCluster(): Promise<void> {
+  const cap = cpuCap(nodeCpuFraction());
+  if (cap.description.startsWith('uncapped')) console.log(`cluster bench: nodes run ${cap.description}; figures then show the cost of the machinery on shared cores, not what more machines add`);
+  const all: NodeProcess[] = [];
+  const points: ScalePoint[] = [];
+  const rows: ResultRow[] = [];
   try {
-    const rows: ResultRow[] = [await rawJetStream(nats)];
-    const n1 = await start('n1');
-    await settled(nats, [n1]);
-    await Promise.all(Array.from({ length: accounts }, (_, index) => post(n1.url, `/commands/account/acc-${index}/open`, { owner: `owner-${index % 50}` })));
-    rows.push(await maxRate('1 node', [n1]));
-
-    // Joins without load: from the new node answering until every partition is served again.
-    const join = async (nodeId: string, members: NodeProcess[]) => {
-      const node = await start(nodeId);
-      const upAt = performance.now();
-      await settled(nats, [...members, node]);
-      return { node, settleMs: round(performance.now() - upAt, 0) };
-    };
-    const { node: n2, settleMs: joinSecondMs } = await join('n2', [n1]);
-    const two = await maxRate('2 nodes', [n1, n2]);
-    rows.push(two);
-    const [local, forwarded] = await forwardingCost(nats, n1);
-    rows.push(local!, forwarded!);
-    const { node: n3, settleMs: joinThirdMs } = await join('n3', [n1, n2]);
-    const three = await maxRate('3 nodes', [n1, n2, n3]);
-    rows.push(three);
-
-    // One graceful leave under load: clients send to n1 and n2 (as a load balancer does once n3
-    // drains) at half the three-node maximum; n3 gets SIGTERM and hands its partitions over.
-    const rate = Math.max(20, Math.round(three.opsPerSec / 2));
-    const steady = await openLoop(deposit([n1, n2]), { ratePerSec: rate, durationMs: 5_000 });
-    const threshold = Math.max(steady.latencies.percentile(99), 1);
-    const moved = (await clusterReport({ servers: nats.url, prefix: 'shardlog' }))!.assignments.filter((row) => row.owner === 'n3').length;
-    const samples: { startedAt: number; ms: number }[] = [];
-    const load = openLoop(
-      async (index) => {
-        const startedAt = performance.now();
-        await deposit([n1, n2])(index);
-        samples.push({ startedAt, ms: performance.now() - startedAt });
-      },
-      { ratePerSec: rate, durationMs: Math.max(12_000, durationMs) },
-    );
-    await new Promise((resolve) => setTimeout(resolve, 3_000));
-    const leftAt = performance.now();
-    n3.signal('SIGTERM');
-    await settled(nats, [n1, n2]);
-    const settledAt = performance.now();
-    await n3.exited;
-    const underLeave = await load;
-    const window = new Latencies();
-    let delayed = 0;
-    for (const sample of samples) {
-      if (sample.startedAt < leftAt || sample.startedAt > settledAt) continue;
-      window.record(sample.ms);
-      if (sample.ms > threshold) delayed++;
+    for (const [size, clustered] of [[1, false], [1, true], [2, true]] as const) {
+      const deployment = await deploy(size, clustered, cap, all);
+      try {
+        points.push(await scalePoint(deployment));
+      } finally {
+        await stopDeployment(deployment);
+      }
     }
-    rows.push({ name: `2 of 3 nodes take the load at ${rate}/s`, opsPerSec: round(steady.opsPerSec, 0), ...steady.latencies.summary() });
-    rows.push({ name: `same load, sent while n3 leaves (${moved} partitions move)`, opsPerSec: round(underLeave.opsPerSec, 0), ...window.summary(), failures: underLeave.failures });
-
-    const [raw, one] = rows;
-    report('cluster', rows, {
-      setup: { partitions, shardsPerNode: 1, durability: 'fsync', nats: 'nats-server 2.9 on loopback, file storage', client: 'this process, node:http keep-alive over loopback, each command to the next node in turn' },
-      natsLimitPublishesPerSec: raw!.opsPerSec,
-      scaling: { oneNode: one!.opsPerSec, twoNodes: two.opsPerSec, threeNodes: three.opsPerSec, twoOverOne: round(two.opsPerSec / one!.opsPerSec, 2), threeOverOne: round(three.opsPerSec / one!.opsPerSec, 2) },
-      forwarding: { localP50Ms: local!.p50Ms, forwardedP50Ms: forwarded!.p50Ms, addedP50Ms: round(forwarded!.p50Ms - local!.p50Ms, 3), addedP99Ms: round(forwarded!.p99Ms - local!.p99Ms, 3) },
-      joins: { secondNodeSettleMs: joinSecondMs, thirdNodeSettleMs: joinThirdMs },
-      handoff: {
-        kind: 'graceful leave (SIGTERM) under load',
-        partitionsMoved: moved,
-        signalToSettledMs: round(settledAt - leftAt, 0),
-        steadyP99Ms: round(threshold, 3),
-        commandsSentWhileMoving: window.count,
-        slowerThanSteadyP99: delayed,
-        p99MsWhileMoving: round(window.percentile(99), 1),
-        maxMsWhileMoving: round(window.percentile(100), 1),
-        failures: underLeave.failures,
-      },
-    });
+    const three = await deploy(3, true, cap, all);
+    try {
+      const point = await scalePoint(three);
+      points.push(point);
+      rows.push(...(await forwardingCost(three.nats!, three.nodes[0]!)));
+      rows.push(await rawJetStream(three.nats!));
+      const leave = await leaveUnderLoad(three.nats!, three.nodes, point.ownerRouted?.opsPerSec ?? point.roundRobin.opsPerSec);
+      rows.push(...leave.rows);
+      const scaleRows = points.flatMap((point) => [
+        { name: `${point.label}: every command to the next node`, ...point.roundRobin, idleCpuPercent: point.idleCpuPercent },
+        ...(point.ownerRouted === undefined ? [] : [{ name: `${point.label}: each command to its owner (owner hint)`, ...point.ownerRouted, idleCpuPercent: point.idleCpuPercent }]),
+      ]);
+      const [standalone, one, two, threeNodes] = points as [ScalePoint, ScalePoint, ScalePoint, ScalePoint];
+      const best = (point: ScalePoint) => point.ownerRouted ?? point.roundRobin;
+      report('cluster', [...scaleRows, ...rows], {
+        setup: {
+          partitions,
+          shardsPerNode: 1,
+          durability: 'fsync',
+          accounts,
+          inFlight,
+          secondsPerPoint: durationMs / 1_000,
+          cpuCap: cap.description,
+          nats: 'nats-server 2.9 on loopback, file storage, one per cluster size, uncapped',
+          client: 'this process, node:http keep-alive over loopback, uncapped',
+          cpuPerCommand: 'user+system CPU of every node and nats-server in the measured window ÷ commands acknowledged in it',
+        },
+        scaling: {
+          standalone: { opsPerSec: standalone.roundRobin.opsPerSec, cpuPerCommandUs: standalone.roundRobin.cpuPerCommandUs, idleCpuPercent: standalone.idleCpuPercent },
+          idleCpu: 'percent of one core over 5 s with nothing sent: idleCpuPercent all nodes + nats-server, idleBusiestNodePercent the busiest node alone',
+          nodes: [one, two, threeNodes].map((point) => ({
+            nodes: point.nodes,
+            roundRobin: { opsPerSec: point.roundRobin.opsPerSec, cpuPerCommandUs: point.roundRobin.cpuPerCommandUs },
+            ownerRouted: point.ownerRouted === undefined ? null : { opsPerSec: point.ownerRouted.opsPerSec, cpuPerCommandUs: point.ownerRouted.cpuPerCommandUs },
+            idleCpuPercent: point.idleCpuPercent,
+            idleBusiestNodePercent: point.idleBusiestNodePercent,
+          })),
+          targets: {
+            twoOverOne: { roundRobin: ratio(two.roundRobin.opsPerSec, one.roundRobin.opsPerSec), ownerRouted: ratio(best(two).opsPerSec, one.roundRobin.opsPerSec), target: 1.7 },
+            threeOverOne: { roundRobin: ratio(threeNodes.roundRobin.opsPerSec, one.roundRobin.opsPerSec), ownerRouted: ratio(best(threeNodes).opsPerSec, one.roundRobin.opsPerSec), target: 2.4 },
+            cpuPerCommandThreeOverOne: { roundRobin: ratio(threeNodes.roundRobin.cpuPerCommandUs, one.roundRobin.cpuPerCommandUs), ownerRouted: ratio(best(threeNodes).cpuPerCommandUs, one.roundRobin.cpuPerCommandUs), target: 1.3 },
+            clusterNodeOverStandaloneCpuPerCommand: { value: ratio(one.roundRobin.cpuPerCommandUs, standalone.roundRobin.cpuPerCommandUs), target: 1.5 },
+            idleNodeCpuPercentMax: { value: Math.max(...points.map((point) => point.idleBusiestNodePercent)), target: 1 },
+          },
+        },
+        forwarding: { localP50Ms: rows[0]!.p50Ms, forwardedP50Ms: rows[1]!.p50Ms, addedP50Ms: round(rows[1]!.p50Ms - rows[0]!.p50Ms, 3), addedP99Ms: round(rows[1]!.p99Ms - rows[0]!.p99Ms, 3) },
+        natsLimitPublishesPerSec: rows[2]!.opsPerSec,
+        handoff: leave.handoff,
+      });
+    } finally {
+      await stopDeployment(three);
+    }
   } finally {
-    for (const node of nodes) {
-      if (process.env.BENCH_NODE_LOG !== undefined) writeFileSync(`bench-cluster-${node.nodeId}.log`, node.output());
-      node.signal('SIGKILL');
-      await node.exited;
-      node.removeDir();
-    }
-    await nats.stop();
+    for (const node of all) if (node.process.exitCode === null && node.process.signalCode === null) node.signal('SIGKILL');
+    cap.release();
   }
 }

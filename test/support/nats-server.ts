@@ -18,6 +18,8 @@ export interface NatsServer {
   /** Stop it for now, keeping port and store dir (start with `start`). */
   pause: () => Promise<void>;
   start: () => Promise<void>;
+  /** The running server's process id (undefined while stopped). */
+  pid: () => number | undefined;
 }
 
 function accepts(port: number): Promise<boolean> {
@@ -87,6 +89,7 @@ export async function startNatsServer(): Promise<NatsServer> {
     port,
     storeDir: store.dir,
     start,
+    pid: () => child?.pid,
     pause: () => halt('SIGTERM'),
     stop: async () => {
       await halt('SIGTERM');

@@ -130,7 +130,7 @@ export interface BusPartitionLag {
 }
 
 /** This node's part in a cluster, as the runtime shows it. */
-export type ClusterMember = Pick<ClusterNode, 'nodeId' | 'status' | 'assignmentTable'>;
+export type ClusterMember = Pick<ClusterNode, 'nodeId' | 'status' | 'assignmentTable' | 'advertise' | 'ownerOf' | 'owners'>;
 
 /**
  * A running Shardlog node in this process: shard threads, their logs, the event bus, the

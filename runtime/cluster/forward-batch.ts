@@ -46,6 +46,8 @@ const payloadHeadroom = 4_096;
 export class ForwardBatcher {
   private readonly waiting = new Map<string, Pending[]>();
   private scheduled = false;
+  /** NATS requests sent so far. */
+  requests = 0;
 
   constructor(
     private readonly nc: NatsConnection,
@@ -82,6 +84,7 @@ export class ForwardBatcher {
       this.request(owner, queue.slice(half));
       return;
     }
+    this.requests++;
     this.nc.request(commandBatchSubject(this.prefix, owner), payload, { timeout: this.timeoutMs() }).then(
       (message) => {
         const replies = decodeWire<ForwardedReply[]>(message.data);

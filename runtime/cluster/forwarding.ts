@@ -36,6 +36,8 @@ export interface ForwardingOptions {
 export interface ForwardingCounters {
   forwarded: number;
   forwardedFailed: number;
+  /** NATS requests that carried forwarded commands (each one tick's commands for one owner node). */
+  forwardedBatches: number;
 }
 
 type ReadReply = { ok: true; result: ShardResponse } | { ok: false; error: SerializedError; notOwner?: true };
@@ -51,7 +53,7 @@ const outcomeWaitMs = 500;
 export class Forwarding {
   /** Forwarded requests being answered: a leaving node answers them all before it closes its connection. */
   private readonly answering = new Set<Promise<void>>();
-  private readonly counts: ForwardingCounters = { forwarded: 0, forwardedFailed: 0 };
+  private readonly counts = { forwarded: 0, forwardedFailed: 0 };
   private stopped = false;
   private readonly batcher: ForwardBatcher;
 
@@ -60,7 +62,7 @@ export class Forwarding {
   }
 
   counters(): ForwardingCounters {
-    return { ...this.counts };
+    return { ...this.counts, forwardedBatches: this.batcher.requests };
   }
 
   /**

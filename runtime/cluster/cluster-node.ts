@@ -47,7 +47,7 @@ export interface ClusterStatus {
   counters: ClusterCounters;
 }
 
-const defaultTimings: ClusterTimings = { heartbeatMs: 500, deadAfterMs: 3_000 };
+const defaultTimings: ClusterTimings = { heartbeatMs: 1_000, deadAfterMs: 3_000 };
 
 /**
  * This node's part in a cluster, composed of its membership (heartbeats, the leader lock and

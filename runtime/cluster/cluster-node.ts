@@ -161,6 +161,8 @@ export class ClusterNode {
   /** Tells the other nodes (in the heartbeat) where clients reach this node's gateway. */
   advertise(url: string): void {
     this.advertisedUrl = url;
+    // Beat now rather than at the next period: the other nodes can name this one as owner at once.
+    if (!this.stopped) this.membership.beat().catch((error: unknown) => this.options.logger.warn({ err: error }, 'could not advertise this node’s URL yet; the next heartbeat carries it'));
   }
 
   /** The partition's owner as this node last saw it, with the owner's advertised URL (null until known). */

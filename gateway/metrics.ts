@@ -130,6 +130,7 @@ export class Metrics {
         },
       });
     counter('shardlog_cluster_forwarded_commands_total', 'Commands this node forwarded to the owner of their partition.', (counters) => counters.forwarded);
+    counter('shardlog_cluster_forward_batches_total', 'NATS requests that carried forwarded commands: one per owner node per event-loop tick.', (counters) => counters.forwardedBatches);
     counter('shardlog_cluster_forward_failures_total', 'Forwarded commands whose outcome is unknown (the owner did not answer).', (counters) => counters.forwardedFailed);
     counter('shardlog_cluster_handoffs_in_total', 'Partitions this node took over (caught up from JetStream, then served).', (counters) => counters.handoffsIn);
     counter('shardlog_cluster_handoffs_out_total', 'Partitions this node handed off gracefully.', (counters) => counters.handoffsOut);

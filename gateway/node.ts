@@ -24,6 +24,8 @@ export interface NodeConfig {
   nats?: { servers: string; prefix: string } | undefined;
   /** Join the cluster on `nats` under `nodeId` (the CLI does when --node-id is given with --nats). */
   cluster?: boolean | undefined;
+  /** In a cluster: the URL clients reach this node's gateway at (default `http://<host>:<port>`, a wildcard host shown as 127.0.0.1). */
+  advertiseUrl?: string | undefined;
   /** `GET /events` tuning (heartbeat, slow-client buffer). */
   eventStream?: EventStreamOptions | undefined;
   /** How long a view read with `?after=` waits for its projection (default 2,000 ms). */
@@ -54,6 +56,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     }
     logger.warn({ host: config.host }, 'INSECURE: auth is off and the gateway listens beyond loopback; anyone who can reach it can run every command');
   }
+  const advertised = config.advertiseUrl === undefined ? undefined : checkedAdvertiseUrl(config.advertiseUrl);
   const app = await loadApp(config.appModule);
   const metrics = new Metrics();
   const runtime = await createRuntime({
@@ -78,6 +81,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     await runtime.close();
     throw error;
   }
+  runtime.cluster?.advertise(advertised ?? defaultAdvertiseUrl(config.host, gateway));
   logger.info(
     { address: gateway.addresses(), dataDir: config.dataDir, partitions: runtime.partitions, shards: runtime.shards, durability: config.durability, auth: config.tokens.length > 0, bus: config.nats === undefined ? 'embedded' : `jetstream ${config.nats.servers}` },
     'shardlog node serving',
@@ -102,4 +106,23 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
       await close();
     },
   };
+}
+
+function checkedAdvertiseUrl(text: string): string {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch (error) {
+    throw makeError('SHARDLOG_INVALID_CONFIG', `--advertise-url "${text.slice(0, 200)}" is not a URL`, {}, error);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw makeError('SHARDLOG_INVALID_CONFIG', `--advertise-url must be an http:// or https:// URL, not "${text.slice(0, 200)}"`);
+  return url.href.replace(/\/+$/, '');
+}
+
+/** `http://<host>:<port>` of the bound gateway; a wildcard address is no place to send a client, so it shows as loopback. */
+function defaultAdvertiseUrl(host: string, gateway: FastifyInstance): string {
+  const address = gateway.server.address();
+  const port = typeof address === 'object' && address !== null ? address.port : 0;
+  const shown = host === '0.0.0.0' || host === '::' || host === '' ? '127.0.0.1' : host;
+  return `http://${shown.includes(':') ? `[${shown}]` : shown}:${port}`;
 }

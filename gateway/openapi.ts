@@ -52,6 +52,8 @@ const commonErrors = {
 };
 const retryAfter = { 'Retry-After': { description: 'Seconds to wait (with 503)', schema: { type: 'string', pattern: '^\\d+$' } } };
 
+const ownerHeader = { description: 'In a cluster: the advertised URL of the node that owns this aggregate’s partition', schema: { type: 'string' } };
+
 /**
  * OpenAPI 3.1 for this app, saying what the server does: one path per command with its input's
  * JSON Schema, one per projection, every read and operations route, and every body's schema
@@ -71,6 +73,7 @@ export function openApiDocument(app: App): Record<string, unknown> {
           operationId: `${aggregate.name}.${command}`,
           tags: [aggregate.name],
           summary: `Run ${aggregate.name}.${command}`,
+          description: 'In a cluster every answer, errors included, names the partition owner’s advertised URL in Shardlog-Owner: sending there skips the forwarding hop.',
           parameters: [
             idParameter,
             { name: 'Idempotency-Key', in: 'header', schema: keyHeaderSchema, description: 'The command id: a repeat returns the same status and body; the same key with another body is 422 SHARDLOG_IDEMPOTENCY_KEY_REUSED. Empty or over 256 characters: 400.' },
@@ -83,9 +86,10 @@ export function openApiDocument(app: App): Record<string, unknown> {
             content: { 'application/json': { schema: jsonSchemaOf(definition.input, 'input') } },
           },
           responses: {
-            '200': json('Committed', ref('CommandReply'), { ETag: { description: 'The new version, "<version>"', schema: { type: 'string', pattern: '^"\\d+"$' } } }),
+            '200': json('Committed', ref('CommandReply'), { ETag: { description: 'The new version, "<version>"', schema: { type: 'string', pattern: '^"\\d+"$' } }, 'Shardlog-Owner': ownerHeader }),
             '202': json('Accepted (Prefer: respond-async): the input was valid; poll Location', ref('Accepted'), {
               Location: { description: '/commands/<commandId>', schema: { type: 'string' } },
+              'Shardlog-Owner': ownerHeader,
             }),
             ...errors,
             '400': problem('Malformed JSON, a bad header, an invalid id (SHARDLOG_INVALID_ID) or input failing the schema (SHARDLOG_INVALID_INPUT, issues listed)'),
@@ -215,6 +219,36 @@ export function openApiDocument(app: App): Record<string, unknown> {
           description: 'A shard not serving or the node leaving its cluster (the same body, status "unavailable"); a problem while shutting down',
           content: { 'application/json': { schema: ref('Readiness') }, 'application/problem+json': { schema: ref('Problem') } },
         },
+      },
+    },
+  };
+  paths['/cluster/partitions'] = {
+    get: {
+      operationId: 'clusterPartitions',
+      summary: 'Each partition’s owner and its advertised URL, as this node last saw them (open, like /readyz)',
+      parameters: [
+        { name: 'aggregate', in: 'query', schema: { type: 'string', enum: aggregateNames }, description: 'With id: only the partition of this aggregate instance' },
+        { name: 'id', in: 'query', schema: { type: 'string', minLength: 1, maxLength: 256 }, description: 'With aggregate' },
+      ],
+      responses: {
+        '200': json('Owners', {
+          type: 'object',
+          required: ['partitions', 'owners'],
+          properties: {
+            partitions: { type: 'integer', minimum: 1 },
+            owners: {
+              type: 'array',
+              items: {
+                type: 'object',
+                required: ['partition', 'nodeId', 'url', 'epoch'],
+                properties: { partition: { type: 'integer', minimum: 0 }, nodeId: { type: 'string' }, url: { type: ['string', 'null'] }, epoch: { type: 'integer', minimum: 0 } },
+              },
+            },
+          },
+        }),
+        '400': problem('aggregate without id or the reverse (SHARDLOG_INVALID_QUERY), or an invalid id (SHARDLOG_INVALID_ID)'),
+        '404': problem('This node is not in a cluster (SHARDLOG_NOT_FOUND), or no such aggregate (SHARDLOG_UNKNOWN_AGGREGATE)'),
+        '503': errors['503'],
       },
     },
   };

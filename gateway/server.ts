@@ -10,6 +10,7 @@ import { aggregateRoutes } from './routes/aggregates.ts';
 import { eventStreamRoutes, type EventStreamOptions } from './routes/event-stream.ts';
 import { projectionAdminRoutes } from './routes/projection-admin.ts';
 import { viewRoutes } from './routes/views.ts';
+import { clusterPartitionRoutes } from './routes/cluster-partitions.ts';
 import { commandRoutes } from './routes/commands.ts';
 import { operationRoutes } from './routes/operations.ts';
 
@@ -64,7 +65,7 @@ export function buildGateway(options: GatewayOptions): FastifyInstance {
     done();
   });
   const authenticate = authenticator(options.tokens ?? []);
-  const openRoutes = new Set(['/healthz', '/readyz', '/openapi.json']);
+  const openRoutes = new Set(['/healthz', '/readyz', '/openapi.json', '/cluster/partitions']);
   app.addHook('onRequest', (request, reply, done) => {
     if (closing) {
       void sendProblem(reply, makeError('SHARDLOG_CLOSED', 'the node is shutting down', { retryAfterMs: 1_000 }));
@@ -94,5 +95,6 @@ export function buildGateway(options: GatewayOptions): FastifyInstance {
   projectionAdminRoutes(app, context);
   eventStreamRoutes(app, context, options.eventStream);
   operationRoutes(app, context);
+  clusterPartitionRoutes(app, context);
   return app;
 }

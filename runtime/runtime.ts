@@ -62,7 +62,7 @@ export interface ClusterConfig {
   nodeId: string;
   /** How long a command waits for its partition during a handoff before 503 (default 5,000 ms). */
   moveWaitMs?: number;
-  /** Heartbeat period and how long a silent node is considered alive (defaults 500 ms, 3,000 ms). */
+  /** Heartbeat period and how long a silent node is considered alive (defaults 1,000 ms, 3,000 ms). */
   timings?: Partial<ClusterTimings>;
   /** How long a command waits for JetStream to confirm its events (default 10,000 ms). */
   publishWaitMs?: number;
@@ -130,7 +130,7 @@ export interface BusPartitionLag {
 }
 
 /** This node's part in a cluster, as the runtime shows it. */
-export type ClusterMember = Pick<ClusterNode, 'nodeId' | 'status' | 'assignmentTable'>;
+export type ClusterMember = Pick<ClusterNode, 'nodeId' | 'status' | 'assignmentTable' | 'advertise' | 'ownerOf' | 'owners'>;
 
 /**
  * A running Shardlog node in this process: shard threads, their logs, the event bus, the

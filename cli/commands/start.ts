@@ -14,6 +14,7 @@ interface StartOptions {
   durability: 'fsync' | 'relaxed';
   nats?: string;
   nodeId?: string;
+  advertiseUrl?: string;
   app?: string;
   tokens?: string;
   insecure: boolean;
@@ -42,6 +43,7 @@ export function startCommand(): Command {
     .addOption(new Option('--nats <url>', 'NATS server for the JetStream bus and clustering (or NATS_URL)').env('SHARDLOG_NATS'))
     .addOption(natsPrefixOption('subject prefix on NATS: <prefix>.events.<partition> in stream <PREFIX>_EVENTS'))
     .addOption(new Option('--node-id <id>', 'this node’s name; with --nats it joins the cluster of that NATS (default: the host name, no cluster)').env('SHARDLOG_NODE_ID'))
+    .addOption(new Option('--advertise-url <url>', 'in a cluster: the URL clients reach this node at, named in Shardlog-Owner (default http://<host>:<port>)').env('SHARDLOG_ADVERTISE_URL'))
     .addOption(appOption())
     .addOption(new Option('--tokens <file>', 'JSON file of bearer tokens and scopes; SHARDLOG_TOKENS may hold the same JSON').env('SHARDLOG_TOKENS_FILE'))
     .addOption(new Option('--insecure', 'allow binding beyond loopback with auth off (or SHARDLOG_INSECURE=1)').default(false))
@@ -71,6 +73,7 @@ export function startCommand(): Command {
         nats: nats === undefined ? undefined : { servers: nats, prefix: options.natsPrefix },
         // A node id given with NATS joins the cluster; NATS alone is a single node on the JetStream bus.
         cluster: options.nodeId !== undefined && nats !== undefined,
+        advertiseUrl: options.advertiseUrl,
       });
       // First SIGTERM/SIGINT: stop accepting, finish in-flight commands, close the logs.
       // A second one, or 30 s without finishing, exits at once.

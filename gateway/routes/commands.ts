@@ -4,6 +4,7 @@ import { makeError, ShardlogError, type DispatchResult } from '../../runtime/ind
 import { assertValidId } from '../../runtime/partitioning.ts';
 import type { GatewayContext } from '../context.ts';
 import { sendProblem, toProblem } from '../problem.ts';
+import { setOwnerHint } from './cluster-partitions.ts';
 
 interface CommandParams {
   aggregate: string;
@@ -20,6 +21,8 @@ export function commandRoutes(app: FastifyInstance, context: GatewayContext): vo
     const { aggregate, id, command } = request.params;
     const definition = runtime.app.aggregateByName.get(aggregate);
     const known = definition !== undefined && commandOf(definition, command) !== undefined;
+    // Named on every answer, errors included: a client that follows it skips the forwarding hop next time.
+    setOwnerHint(reply, runtime.cluster, runtime.partitions, aggregate, id);
     const answered = (outcome: string) => metrics.commandAnswered(known ? aggregate : 'unknown', known ? command : 'unknown', outcome, (performance.now() - started) / 1_000);
     try {
       context.authorize(request, `command:${aggregate}:${command}`);

@@ -22,6 +22,9 @@ export function msgIdOf(partition: number, firstSeq: number): string {
   return `${partition}:${firstSeq}`;
 }
 
+/** The header naming the last seq a batch message holds: a reader that wants only the head need not decode the body. */
+export const lastSeqHeader = 'Shardlog-Last-Seq';
+
 /**
  * The message body: msgpack `{partition, firstSeq, events: [{partition, seq, aggregate, id,
  * type, version, schemaVersion, data, metadata, recordedAt}]}`. Every number of the envelope

@@ -1,10 +1,10 @@
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { connect, headers, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node';
 import { makeError, type ShardlogError } from '../errors.ts';
 import { PositionWaiters } from '../position-waiters.ts';
 import type { Logger } from '../logger.ts';
 import type { BusEvent } from './bus-event.ts';
-import { decodeBatch, msgIdOf, splitUnderPayload, streamNameOf, subjectOf } from './event-message.ts';
+import { decodeBatch, lastSeqHeader, msgIdOf, splitUnderPayload, streamNameOf, subjectOf } from './event-message.ts';
 import { isStreamNotFound, isWrongLastSequence } from './nats-errors.ts';
 
 /** What the relay reads from and records into: the runtime. */
@@ -395,6 +395,7 @@ export class JetStreamRelay {
     for (const run of splitUnderPayload({ partition, firstSeq: events[0]!.seq, events }, this.maxPayload)) {
       const ack = await this.js!.publish(subjectOf(this.options.prefix, partition), run.bytes, {
         msgID: msgIdOf(partition, run.batch.firstSeq),
+        headers: lastSeqHeaders(run.batch.events.at(-1)!.seq),
         expect: { lastSubjectSequence: state.subjectSeq },
       });
       // A duplicate ack means the stream already had this Nats-Msg-Id, and checked nothing else:
@@ -457,4 +458,10 @@ export class JetStreamRelay {
     if (nc !== undefined && !nc.isClosed()) await nc.close().catch((error: unknown) => this.options.logger.warn({ err: error }, 'could not close the relay connection'));
     await Promise.race([this.connecting, new Promise((resolve) => setTimeout(resolve, 100))]);
   }
+}
+
+function lastSeqHeaders(seq: number): MsgHdrs {
+  const set = headers();
+  set.set(lastSeqHeader, String(seq));
+  return set;
 }

@@ -29,6 +29,14 @@ export interface ClusterOptions {
 
 export type ClusterCounters = ForwardingCounters & HandoffCounters;
 
+/** Who serves a partition, and where a client reaches it. */
+export interface PartitionOwner {
+  partition: number;
+  nodeId: string;
+  url: string | null;
+  epoch: number;
+}
+
 export interface ClusterStatus {
   nodeId: string;
   leader: boolean;
@@ -39,7 +47,7 @@ export interface ClusterStatus {
   counters: ClusterCounters;
 }
 
-const defaultTimings: ClusterTimings = { heartbeatMs: 500, deadAfterMs: 3_000 };
+const defaultTimings: ClusterTimings = { heartbeatMs: 1_000, deadAfterMs: 3_000 };
 
 /**
  * This node's part in a cluster, composed of its membership (heartbeats, the leader lock and
@@ -53,6 +61,7 @@ export class ClusterNode {
   private readonly ownership: PartitionOwnership;
   private readonly forwarding: Forwarding;
   private stopWatches: (() => void)[] = [];
+  private advertisedUrl: string | undefined;
   private stopped = false;
 
   private constructor(
@@ -72,7 +81,7 @@ export class ClusterNode {
       logger,
       assignments: this.assignments,
       changes: this.changes,
-      served: { stateOf: (partition) => this.ownership.stateOf(partition), runServing: (partition, envelope) => this.ownership.runServing(partition, envelope) },
+      served: { stateOf: (partition) => this.ownership.stateOf(partition), epochOf: (partition) => this.ownership.epochOf(partition), runServing: (partition, envelope) => this.ownership.runServing(partition, envelope) },
       moveWaitMs: options.moveWaitMs,
     });
     this.ownership = new PartitionOwnership({
@@ -99,6 +108,7 @@ export class ClusterNode {
       logger,
       assignments: this.assignments,
       owned: () => this.ownership.tally().owned,
+      url: () => this.advertisedUrl,
       afterBeat: () => {
         for (const partition of this.assignments.keys()) this.ownership.reconcile(partition);
       },
@@ -115,6 +125,7 @@ export class ClusterNode {
       const stream = await ensureEventStream(jsm, options.prefix);
       const node = new ClusterNode(options, nc, store, timings, jsm, stream);
       node.forwarding.answerCommandLookups();
+      node.forwarding.answerCommandBatches();
       await followStreamHeads({ nc, jsm, stream, prefix: options.prefix, host: options.host, logger: options.logger });
       void node.membership.watchConnection(nc);
       await node.membership.beat();
@@ -145,6 +156,26 @@ export class ClusterNode {
       draining: this.membership.draining,
       counters: { ...this.forwarding.counters(), ...this.ownership.counters() },
     };
+  }
+
+  /** Tells the other nodes (in the heartbeat) where clients reach this node's gateway. */
+  advertise(url: string): void {
+    this.advertisedUrl = url;
+    // Beat now rather than at the next period: the other nodes can name this one as owner at once.
+    if (!this.stopped) this.membership.beat().catch((error: unknown) => this.options.logger.warn({ err: error }, 'could not advertise this node’s URL yet; the next heartbeat carries it'));
+  }
+
+  /** The partition's owner as this node last saw it, with the owner's advertised URL (null until known). */
+  ownerOf(partition: number): PartitionOwner | undefined {
+    const stored = this.assignments.get(partition);
+    if (stored === undefined) return undefined;
+    const { owner, epoch } = stored.assignment;
+    return { partition, nodeId: owner, url: this.membership.urlOf(owner) ?? null, epoch };
+  }
+
+  /** Every assigned partition's owner, in partition order. */
+  owners(): PartitionOwner[] {
+    return [...this.assignments.keys()].sort((a, b) => a - b).map((partition) => this.ownerOf(partition)!);
   }
 
   /** The assignment of every partition as this node last saw it. */

@@ -17,6 +17,8 @@ export interface NodeHeartbeat {
   owned: number;
   /** Events committed on this node and not yet confirmed by JetStream. */
   lagEvents: number;
+  /** Where clients reach this node's gateway (`--advertise-url`); absent until it listens. */
+  url?: string | undefined;
 }
 
 export interface StoredAssignment {

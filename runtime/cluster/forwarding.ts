@@ -7,11 +7,14 @@ import type { CommandEnvelope, CommandRecord, CommandResult, ShardRequest, Shard
 import type { ChangeSignal } from './change-signal.ts';
 import type { ClusterHost } from './cluster-host.ts';
 import type { StoredAssignment } from './cluster-store.ts';
+import { commandBatchSubject, decodeBatchRequest, encodeBatchReply, ForwardBatcher, type ForwardedItem, type ForwardedReply } from './forward-batch.ts';
 import type { LocalState } from './partition-ownership.ts';
 
 /** What forwarding needs of the partitions this node holds. */
 export interface ServedPartitions {
   stateOf(partition: number): LocalState | undefined;
+  /** The assignment epoch this node serves the partition under. */
+  epochOf(partition: number): number | undefined;
   /** Runs a command on a partition this node serves, counted as in flight while it runs. */
   runServing(partition: number, envelope: CommandEnvelope): Promise<CommandResult>;
 }
@@ -33,10 +36,11 @@ export interface ForwardingOptions {
 export interface ForwardingCounters {
   forwarded: number;
   forwardedFailed: number;
+  /** NATS requests that carried forwarded commands (each one tick's commands for one owner node). */
+  forwardedBatches: number;
 }
 
-type Kind = 'cmd' | 'read';
-type ForwardReply<T = CommandResult> = { ok: true; result: T } | { ok: false; error: SerializedError; notOwner?: true };
+type ReadReply = { ok: true; result: ShardResponse } | { ok: false; error: SerializedError; notOwner?: true };
 
 /** Silence this long to `<prefix>.outcome` means no node has a confirmed record of the command. */
 const outcomeWaitMs = 500;
@@ -49,13 +53,16 @@ const outcomeWaitMs = 500;
 export class Forwarding {
   /** Forwarded requests being answered: a leaving node answers them all before it closes its connection. */
   private readonly answering = new Set<Promise<void>>();
-  private readonly counts: ForwardingCounters = { forwarded: 0, forwardedFailed: 0 };
+  private readonly counts = { forwarded: 0, forwardedFailed: 0 };
   private stopped = false;
+  private readonly batcher: ForwardBatcher;
 
-  constructor(private readonly options: ForwardingOptions) {}
+  constructor(private readonly options: ForwardingOptions) {
+    this.batcher = new ForwardBatcher(options.nc, options.prefix, () => (options.moveWaitMs ?? 5_000) + 15_000);
+  }
 
   counters(): ForwardingCounters {
-    return { ...this.counts };
+    return { ...this.counts, forwardedBatches: this.batcher.requests };
   }
 
   /**
@@ -63,24 +70,32 @@ export class Forwarding {
    * the partition moves, waits (bounded), then fails with SHARDLOG_PARTITION_MOVING.
    */
   submit(partition: number, envelope: CommandEnvelope): Promise<CommandResult> {
-    return this.route(partition, 'cmd', envelope, () => this.options.served.runServing(partition, envelope));
+    return this.route(
+      partition,
+      ({ owner, epoch }) => this.forwardCommand(owner, { partition, epoch, envelope }),
+      () => this.options.served.runServing(partition, envelope),
+    );
   }
 
   /** Reads an aggregate on the node that serves its partition (this node's copy of it may be stale). */
   read(partition: number, request: ShardRequest): Promise<ShardResponse> {
-    return this.route(partition, 'read', request, () => this.options.host.readLocally(partition, request));
+    return this.route(
+      partition,
+      (_, deadline) => this.forwardRead(partition, request, deadline),
+      () => this.options.host.readLocally(partition, request),
+    );
   }
 
-  private async route<T>(partition: number, kind: Kind, payload: unknown, runHere: () => Promise<T>): Promise<T> {
+  private async route<T>(partition: number, forward: (assignment: { owner: string; epoch: number }, deadline: number) => Promise<{ value: T } | undefined>, runHere: () => Promise<T>): Promise<T> {
     const deadline = Date.now() + (this.options.moveWaitMs ?? 5_000);
     for (let attempt = 0; ; attempt++) {
       if (this.stopped) throw makeError('SHARDLOG_CLOSED', 'the node is leaving the cluster');
       const state = this.options.served.stateOf(partition);
       if (state === 'serving') return runHere();
       if (state === undefined) {
-        const owner = this.options.assignments.get(partition)?.assignment.owner;
-        if (owner !== undefined && owner !== this.options.nodeId) {
-          const reply = await this.forward<T>(partition, kind, payload, deadline);
+        const assignment = this.options.assignments.get(partition)?.assignment;
+        if (assignment !== undefined && assignment.owner !== this.options.nodeId) {
+          const reply = await forward(assignment, deadline);
           if (reply !== undefined) return reply.value;
         }
       }
@@ -91,39 +106,90 @@ export class Forwarding {
     }
   }
 
-  /** The owner's answer, or undefined when nobody serves the partition right now (try again). */
-  private async forward<T>(partition: number, kind: Kind, payload: unknown, deadline: number): Promise<{ value: T } | undefined> {
+  /** The owner's answer to a command, sent in its tick's batch to that node; undefined when it does not serve the partition right now (try again). */
+  private async forwardCommand(owner: string, item: ForwardedItem): Promise<{ value: CommandResult } | undefined> {
+    const sentAt = Date.now();
+    let reply: ForwardedReply;
+    try {
+      reply = await this.batcher.send(owner, item);
+    } catch (error) {
+      // The owner is gone (or not yet subscribed): wait for the assignment to change.
+      if (isNoResponders(error)) return undefined;
+      this.counts.forwardedFailed++;
+      const text = `${error instanceof Error ? `${error.name}: ${error.message}` : String(error)} after ${Date.now() - sentAt} ms`;
+      throw makeError('SHARDLOG_OUTCOME_UNKNOWN', `forwarding to the owner of partition ${item.partition} failed (${text}): it may or may not have run, retry with the same command id`, { partition: item.partition }, error);
+    }
+    if (!reply.ok && reply.notOwner === true) return undefined;
+    this.counts.forwarded++;
+    if (reply.ok) return { value: reply.result };
+    throw deserializeError(reply.error);
+  }
+
+  /** The owner's answer to a read, or undefined when nobody serves the partition right now (try again). */
+  private async forwardRead(partition: number, request: ShardRequest, deadline: number): Promise<{ value: ShardResponse } | undefined> {
     let bytes: Uint8Array;
     const timeout = Math.max(1_000, deadline - Date.now()) + 15_000;
     const sentAt = Date.now();
     try {
-      const message = await this.options.nc.request(`${this.options.prefix}.${kind}.${partition}`, encodeWire(payload), { timeout });
+      const message = await this.options.nc.request(`${this.options.prefix}.read.${partition}`, encodeWire(request), { timeout });
       bytes = message.data;
     } catch (error) {
       // Nobody subscribes yet: the new owner is still copying the partition.
       if (isNoResponders(error)) return undefined;
       const text = `${error instanceof Error ? `${error.name}: ${error.message}` : String(error)} after ${Date.now() - sentAt} of ${timeout} ms`;
-      if (kind === 'read') throw makeError('SHARDLOG_PARTITION_MOVING', `the owner of partition ${partition} did not answer (${text})`, { partition, retryAfterMs: 1_000 }, error);
-      this.counts.forwardedFailed++;
-      throw makeError('SHARDLOG_OUTCOME_UNKNOWN', `forwarding to the owner of partition ${partition} failed (${text}): it may or may not have run, retry with the same command id`, { partition }, error);
+      throw makeError('SHARDLOG_PARTITION_MOVING', `the owner of partition ${partition} did not answer (${text})`, { partition, retryAfterMs: 1_000 }, error);
     }
-    const reply = decodeWire<ForwardReply<T>>(bytes);
+    const reply = decodeWire<ReadReply>(bytes);
     if (!reply.ok && reply.notOwner === true) return undefined;
-    if (kind === 'cmd') this.counts.forwarded++;
     if (reply.ok) return { value: reply.result };
     throw deserializeError(reply.error);
   }
 
-  /** Answers commands and reads forwarded to this node for a partition; call the returned function to stop. */
+  /**
+   * Answers the batches of commands other nodes forward to this node, each item on its own:
+   * run if this node serves its partition under the epoch the sender saw or a later one,
+   * else "not here" at once (the sender waits for the assignment and tries again).
+   */
+  answerCommandBatches(): void {
+    this.options.nc.subscribe(commandBatchSubject(this.options.prefix, this.options.nodeId), {
+      callback: (error, message) => {
+        if (error !== null) {
+          this.options.logger.warn({ err: error }, 'the subscription to forwarded commands failed');
+          return;
+        }
+        const answer = Promise.all(decodeBatchRequest(message.data).map((item) => this.serveForwardedCommand(item)))
+          .then((replies) => {
+            message.respond(encodeBatchReply(replies));
+          })
+          .catch((failure: unknown) => this.options.logger.warn({ err: failure }, 'could not answer a batch of forwarded commands'))
+          .finally(() => this.answering.delete(answer));
+        this.answering.add(answer);
+      },
+    });
+  }
+
+  private async serveForwardedCommand({ partition, epoch, envelope }: ForwardedItem): Promise<ForwardedReply> {
+    const servedEpoch = this.options.served.epochOf(partition);
+    if (this.stopped || this.options.served.stateOf(partition) !== 'serving' || servedEpoch === undefined || servedEpoch < epoch) {
+      return { ok: false, notOwner: true, error: serializeError(makeError('SHARDLOG_PARTITION_MOVING', `node ${this.options.nodeId} does not serve partition ${partition}`)) };
+    }
+    try {
+      return { ok: true, result: await this.options.served.runServing(partition, envelope) };
+    } catch (error) {
+      const shardlogError = error instanceof ShardlogError ? error : makeError('SHARDLOG_INTERNAL', error instanceof Error ? error.message : String(error));
+      return { ok: false, error: serializeError(shardlogError) };
+    }
+  }
+
+  /** Answers reads forwarded to this node for a partition; call the returned function to stop. */
   listen(partition: number): () => void {
-    const subscriptions: Subscription[] = (['cmd', 'read'] as const).map((kind) =>
-      this.options.nc.subscribe(`${this.options.prefix}.${kind}.${partition}`, {
+    const subscription: Subscription = this.options.nc.subscribe(`${this.options.prefix}.read.${partition}`, {
         callback: (error, message) => {
           if (error !== null) {
-            this.options.logger.warn({ err: error, partition, kind }, 'the subscription to forwarded requests failed');
+            this.options.logger.warn({ err: error, partition }, 'the subscription to forwarded reads failed');
             return;
           }
-          const answer = this.serveForwarded(partition, kind, message.data)
+          const answer = this.serveForwardedRead(partition, message.data)
             .then((reply) => {
               message.respond(reply);
             })
@@ -131,30 +197,26 @@ export class Forwarding {
             .finally(() => this.answering.delete(answer));
           this.answering.add(answer);
         },
-      }),
-    );
-    return () => {
-      for (const subscription of subscriptions) subscription.unsubscribe();
-    };
+      });
+    return () => subscription.unsubscribe();
   }
 
-  /** The owner's side of forwarding: answer if this node serves the partition, else say it does not. */
-  private async serveForwarded(partition: number, kind: Kind, data: Uint8Array): Promise<Uint8Array> {
+  /** The owner's side of a forwarded read: answer if this node serves the partition, else say it does not. */
+  private async serveForwardedRead(partition: number, data: Uint8Array): Promise<Uint8Array> {
     const deadline = Date.now() + 2_000;
     for (;;) {
       const state = this.options.served.stateOf(partition);
-      if (state === 'serving' || (kind === 'read' && state === 'releasing')) {
+      if (state === 'serving' || state === 'releasing') {
         try {
-          const result =
-            kind === 'cmd' ? await this.options.served.runServing(partition, decodeWire<CommandEnvelope>(data)) : await this.options.host.readLocally(partition, decodeWire<ShardRequest>(data));
-          return encodeWire({ ok: true, result } satisfies ForwardReply<unknown>);
+          const result = await this.options.host.readLocally(partition, decodeWire<ShardRequest>(data));
+          return encodeWire({ ok: true, result } satisfies ReadReply);
         } catch (error) {
           const shardlogError = error instanceof ShardlogError ? error : makeError('SHARDLOG_INTERNAL', error instanceof Error ? error.message : String(error));
-          return encodeWire({ ok: false, error: serializeError(shardlogError) } satisfies ForwardReply);
+          return encodeWire({ ok: false, error: serializeError(shardlogError) } satisfies ReadReply);
         }
       }
       if (state === undefined || Date.now() >= deadline || this.stopped) {
-        return encodeWire({ ok: false, notOwner: true, error: serializeError(makeError('SHARDLOG_PARTITION_MOVING', `node ${this.options.nodeId} does not serve partition ${partition}`)) } satisfies ForwardReply);
+        return encodeWire({ ok: false, notOwner: true, error: serializeError(makeError('SHARDLOG_PARTITION_MOVING', `node ${this.options.nodeId} does not serve partition ${partition}`)) } satisfies ReadReply);
       }
       await this.options.changes.wait(50);
     }

@@ -16,6 +16,8 @@ export interface MembershipOptions {
   owned: () => number;
   /** Called after each successful heartbeat: look at every partition again. */
   afterBeat: () => void;
+  /** This node's advertised gateway URL, once known. */
+  url: () => string | undefined;
 }
 
 /**
@@ -25,6 +27,8 @@ export interface MembershipOptions {
  */
 export class Membership {
   private readonly lastBeat = new Map<string, { at: number; draining: boolean }>();
+  /** Each node's advertised gateway URL, from its heartbeats. */
+  private readonly urls = new Map<string, string>();
   /** The leader lock's revision while this node holds it (kept through an outage, to refresh it after). */
   private leaseRevision: number | undefined;
   /** Whether this node acts as leader: it refreshed the lock at its last heartbeat. */
@@ -67,6 +71,7 @@ export class Membership {
       at: Date.now(),
       owned: this.options.owned(),
       lagEvents: this.options.host.lagEvents(),
+      url: this.options.url(),
     });
   }
 
@@ -98,8 +103,14 @@ export class Membership {
     const before = this.lastBeat.get(nodeId);
     if (beat === undefined) this.lastBeat.delete(nodeId);
     else this.lastBeat.set(nodeId, { at: performance.now(), draining: beat.draining });
+    if (beat?.url !== undefined) this.urls.set(nodeId, beat.url);
     // A node joining, leaving or gone: the leader plans now rather than at its next tick.
     if (this.leading && (before === undefined || beat === undefined || before.draining !== beat.draining)) this.planSoon();
+  }
+
+  /** A node's advertised gateway URL, as its last heartbeat said (this node's own is known first-hand). */
+  urlOf(nodeId: string): string | undefined {
+    return nodeId === this.options.nodeId ? this.options.url() : this.urls.get(nodeId);
   }
 
   /** Whether another node that is not leaving has heartbeated recently. */

@@ -90,6 +90,11 @@ export class PartitionOwnership {
     return this.local.get(partition)?.state;
   }
 
+  /** The assignment epoch under which this node holds the partition. */
+  epochOf(partition: number): number | undefined {
+    return this.local.get(partition)?.epoch;
+  }
+
   /** The partitions this node holds, in any state. */
   held(): number[] {
     return [...this.local.keys()];

@@ -12,6 +12,7 @@ import { positiveInteger } from './checked-input.ts';
 import { Checkpointer } from './checkpointer.ts';
 import { clusterHostOf } from './cluster-host-adapter.ts';
 import { CommitFeed } from './commit-feed.ts';
+import { shardOf } from '../partitioning.ts';
 import { openDataDir } from './data-dir.ts';
 import { DataDirLock } from './data-dir-lock.ts';
 import { NodeRuntime, type NodeRuntimeParts } from './node-runtime.ts';
@@ -113,6 +114,9 @@ async function startRuntime<A extends App>(
     checkpointIntervalMs,
     logger,
   );
+  feed.onCommit((heads) => {
+    for (let index = 0; index < heads.length; index += 2) checkpointer.written(shardOf(heads[index]!, meta.shards));
+  });
   const parts: NodeRuntimeParts<A> = { app: options.app, shards, feed, checkpointer, lock, retentionMs, logger };
   try {
     for (const [partition, seq] of await shards.heads()) if (seq > feed.localHead(partition)) feed.setLocalHead(partition, seq);

@@ -16,6 +16,8 @@ export interface MembershipOptions {
   owned: () => number;
   /** Called after each successful heartbeat: look at every partition again. */
   afterBeat: () => void;
+  /** The leader's further planning (projection placement) over the same live nodes; `onlyUnplaced` just after a reconnect. */
+  planMore?: (candidates: readonly string[], onlyUnplaced: boolean) => Promise<void>;
 }
 
 /**
@@ -148,7 +150,8 @@ export class Membership {
       if (!beat.draining) candidates.push(id);
     }
     let changes = planAssignments({ partitions: this.options.host.partitions, current, alive, candidates });
-    if (now - this.reconnectedAt < timings.deadAfterMs) {
+    const justReconnected = now - this.reconnectedAt < timings.deadAfterMs;
+    if (justReconnected) {
       // Back after losing NATS: every heartbeat seen before is stale, so no one is declared
       // dead until a heartbeat period has passed; only partitions nobody owns are assigned.
       changes = new Map([...changes].filter(([partition]) => !current.has(partition)));
@@ -161,6 +164,7 @@ export class Membership {
         }
       }),
     );
+    await this.options.planMore?.(candidates, justReconnected);
   }
 
   /** Stops heartbeating; `leaveCluster` then removes this node's heartbeat and leader lock. */

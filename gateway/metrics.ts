@@ -74,6 +74,8 @@ export class Metrics {
         labelNames: ['projection'],
         registers,
         async collect() {
+          // A projection placed on another node is not this node's to report: drop its last value.
+          this.reset();
           for (const status of await projections()) this.set({ projection: status.name }, value(status));
         },
       });

@@ -60,7 +60,8 @@ export function fromFastifyError(error: { code?: string; statusCode?: number; me
 
 export function sendProblem(reply: FastifyReply, error: ShardlogError): FastifyReply {
   const problem = toProblem(error);
-  if (problem.status === 503 || problem.status === 429) {
+  // A 504 that knows when to come back (a view still behind) says so too.
+  if (problem.status === 503 || problem.status === 429 || (problem.status === 504 && typeof error.data.retryAfterMs === 'number')) {
     const retryAfterMs = typeof error.data.retryAfterMs === 'number' ? error.data.retryAfterMs : 1_000;
     void reply.header('retry-after', String(Math.max(1, Math.ceil(retryAfterMs / 1_000))));
   }

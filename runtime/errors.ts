@@ -55,6 +55,11 @@ export const errorCodes = {
     retryable: true,
     doc: 'Cluster: the partition is being handed between nodes (or has no live owner yet) and the bounded wait ran out; retry after Retry-After.',
   },
+  SHARDLOG_PROJECTION_MOVING: {
+    status: 503,
+    retryable: true,
+    doc: 'Cluster: the projection is being placed on another node (or its node is gone and no other runs it yet) and the bounded wait ran out; retry after Retry-After.',
+  },
   SHARDLOG_CLUSTER_MISMATCH: {
     status: 500,
     retryable: false,

@@ -22,6 +22,7 @@ export type { BatchReport, RestartPolicy, ShardStats } from './host/shard-host.t
 export type { CommandResult, Durability, StoredEvent } from './protocol.ts';
 export type { DeadLetter, ProjectionStatus, RebuildStatus } from './projection/messages.ts';
 export type { ProjectorHost } from './host/projector-host.ts';
+export type { ViewCall, ViewCalls, ViewOp, ViewPage, ViewValue, Views } from './view-calls.ts';
 export type { ClusterReport } from './cluster/cluster-report.ts';
 export type { ClusterStatus } from './cluster/cluster-node.ts';
 export type { ErrorCode, SerializedError } from './errors.ts';

@@ -14,6 +14,7 @@ import type { BatchReport, RestartPolicy, ShardStats } from './host/shard-host.t
 import type { WalSize } from './host/checkpointer.ts';
 import type { Logger } from './logger.ts';
 import type { CommandEnvelope, CommandResult, Durability, StoredEvent } from './protocol.ts';
+import type { Views } from './view-calls.ts';
 
 export interface RuntimeOptions<A extends App = App> {
   app: A;
@@ -130,7 +131,7 @@ export interface BusPartitionLag {
 }
 
 /** This node's part in a cluster, as the runtime shows it. */
-export type ClusterMember = Pick<ClusterNode, 'nodeId' | 'status' | 'assignmentTable' | 'advertise' | 'ownerOf' | 'owners'>;
+export type ClusterMember = Pick<ClusterNode, 'nodeId' | 'status' | 'assignmentTable' | 'advertise' | 'ownerOf' | 'owners' | 'placementTable'>;
 
 /**
  * A running Shardlog node in this process: shard threads, their logs, the event bus, the
@@ -186,6 +187,17 @@ export interface Runtime<A extends App = App> {
 
   /** The app's projections: documents, read-your-writes waits, status, rebuild and dead letters. Throws SHARDLOG_UNKNOWN_PROJECTION if the app has none. */
   readonly projections: ProjectorHost;
+  /**
+   * The app's views wherever each projection runs: on this node, or in a cluster on the node
+   * the leader placed it on (the call is forwarded there over NATS). What the HTTP routes
+   * `/views/…` and `/admin/projections/…` use. Throws SHARDLOG_UNKNOWN_PROJECTION if the app has none.
+   *
+   * ```ts
+   * await runtime.views.call('account-balances', { op: 'document', key: 'acc-1', after: { partition: 0, seq: 2 }, waitMs: 5_000 });
+   * // => { owner: 'ada', balance: 100, deposits: 1, withdrawals: 0, closed: false }
+   * ```
+   */
+  readonly views: Views;
 
   /**
    * Calls `listener` after every commit of this node with [partition, last seq, …] of the

@@ -14,11 +14,13 @@ function printReport(output: CliOutput, report: ClusterReport): void {
   for (const row of report.assignments) output.out(`${row.partition}\t${row.owner}\t${row.epoch}\t${row.target ?? ''}\n`);
   const unassigned = report.partitions - report.assignments.length;
   if (unassigned > 0) output.out(`(${unassigned} partitions not assigned yet)\n`);
+  if (report.projections.length > 0) output.out('\nprojection\tnode\tepoch\n');
+  for (const row of report.projections) output.out(`${row.projection}\t${row.node}\t${row.epoch}\n`);
 }
 
 function statusCommand(output: CliOutput): Command {
   return new Command('status')
-    .description('nodes, leader, partitions with their owners and epochs, and each node’s unpublished events')
+    .description('nodes, leader, partitions with their owners and epochs, projections with their nodes, and each node’s unpublished events')
     .addOption(new Option('--nats <url>', 'the cluster’s NATS server (or NATS_URL)').env('SHARDLOG_NATS'))
     .addOption(natsPrefixOption('the cluster’s subject prefix'))
     .option('--json', 'print JSON')

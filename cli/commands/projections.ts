@@ -12,7 +12,8 @@ const rebuildPollMs = 250;
 
 function statusLine(status: ProjectionStatus): string {
   const halted = status.halted === null ? '' : ` HALTED at ${status.halted.partition}:${status.halted.seq} (dead letter ${status.halted.deadLetterId}: ${status.halted.error})`;
-  return `${status.name} v${status.version}: ${status.state}, checkpoint ${status.checkpoint}/${status.head}, lag ${status.lagEvents} events ${status.lagMs} ms, dead letters ${status.deadLetters}${halted}\n`;
+  const node = status.node === undefined ? '' : ` on ${status.node}`;
+  return `${status.name} v${status.version}${node}: ${status.state}, checkpoint ${status.checkpoint}/${status.head}, lag ${status.lagEvents} events ${status.lagMs} ms, dead letters ${status.deadLetters}${halted}\n`;
 }
 
 async function allProjections(options: AdminOptions): Promise<ProjectionStatus[]> {
@@ -25,7 +26,8 @@ function listCommand(output: CliOutput): Command {
     .addOption(urlOption())
     .addOption(tokenOption())
     .action(async (options: AdminOptions) => {
-      for (const status of await allProjections(options)) output.out(`${status.name}\tv${status.version}\t${status.state}\n`);
+      // In a cluster each line also names the node that runs the projection.
+      for (const status of await allProjections(options)) output.out(`${status.name}\tv${status.version}\t${status.state}${status.node === undefined ? '' : `\t${status.node}`}\n`);
     });
 }
 

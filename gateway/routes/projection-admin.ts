@@ -4,21 +4,22 @@ import type { GatewayContext } from '../context.ts';
 
 /** Operating projections over HTTP (what `shardlog projections` and `shardlog dlq` call): status, rebuild, dead letters. */
 export function projectionAdminRoutes(app: FastifyInstance, context: GatewayContext): void {
-  const projections = () => context.runtime.projections;
+  // In a cluster each call is answered by the node that runs the projection.
+  const views = () => context.runtime.views;
 
   app.get('/admin/projections', async (request) => {
     context.authorize(request, 'admin');
-    return { projections: await projections().status() };
+    return { projections: await views().statuses() };
   });
 
   app.get<{ Params: { name: string } }>('/admin/projections/:name', async (request) => {
     context.authorize(request, 'admin');
-    return projections().statusOf(request.params.name);
+    return views().call(request.params.name, { op: 'status' });
   });
 
   app.post<{ Params: { name: string } }>('/admin/projections/:name/rebuild', async (request, reply) => {
     context.authorize(request, 'admin');
-    const rebuild = await projections().rebuild(request.params.name);
+    const rebuild = await views().call(request.params.name, { op: 'rebuild' });
     return reply.code(202).header('location', `/admin/projections/${request.params.name}`).send({ rebuild });
   });
 
@@ -26,15 +27,15 @@ export function projectionAdminRoutes(app: FastifyInstance, context: GatewayCont
     context.authorize(request, 'admin');
     const raw = request.query.limit ?? '100';
     if (!/^\d{1,5}$/.test(raw) || Number(raw) < 1 || Number(raw) > 10_000) throw makeError('SHARDLOG_INVALID_QUERY', '?limit= must be an integer from 1 to 10000');
-    return { items: await projections().deadLetters(request.params.name, Number(raw)) };
+    return { items: await views().call(request.params.name, { op: 'dlq-list', limit: Number(raw) }) };
   });
 
   app.post<{ Params: { name: string; id: string; action: string } }>('/admin/projections/:name/dlq/:id/:action', async (request) => {
     context.authorize(request, 'admin');
     const { name, id, action } = request.params;
     if (!/^\d{1,15}$/.test(id)) throw makeError('SHARDLOG_INVALID_QUERY', `dead letter id must be an integer, got "${id.slice(0, 40)}"`);
-    if (action === 'retry') return projections().retryDeadLetter(name, Number(id));
-    if (action === 'skip') return projections().skipDeadLetter(name, Number(id));
+    if (action === 'retry') return views().call(name, { op: 'dlq-retry', id: Number(id) });
+    if (action === 'skip') return views().call(name, { op: 'dlq-skip', id: Number(id) });
     throw makeError('SHARDLOG_NOT_FOUND', `no action "${action.slice(0, 40)}": use retry or skip`);
   });
 }

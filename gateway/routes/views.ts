@@ -18,9 +18,8 @@ export function viewRoutes(app: FastifyInstance, context: GatewayContext, option
   app.get<{ Params: { projection: string; key: string }; Querystring: ViewQuery }>('/views/:projection/:key', async (request, reply) => {
     context.authorize(request, 'read');
     const { projection, key } = request.params;
-    await readYourWrites(runtime, projection, request.query.after, options.waitMs);
-    const doc = runtime.projections.get(projection, key);
-    if (doc === undefined) throw makeError('SHARDLOG_NOT_FOUND', `view ${projection} has no document "${key.slice(0, 200)}"`);
+    // In a cluster the node that runs the projection answers (forwarded there), waiting as it must.
+    const doc = await runtime.views.call(projection, { op: 'document', key, after: positionAfter(runtime, request.query.after), waitMs: options.waitMs });
     return reply.send(doc);
   });
 
@@ -33,19 +32,19 @@ export function viewRoutes(app: FastifyInstance, context: GatewayContext, option
     }
     const [field, value] = filters[0]! as [string, string];
     const limit = request.query.limit === undefined ? 100 : boundedInteger('limit', request.query.limit, 1, 1_000);
-    await readYourWrites(runtime, projection, request.query.after, options.waitMs);
-    return reply.send(runtime.projections.query(projection, field, value, limit, request.query.cursor));
+    const after = positionAfter(runtime, request.query.after);
+    return reply.send(await runtime.views.call(projection, { op: 'page', field, value, limit, cursor: request.query.cursor, after, waitMs: options.waitMs }));
   });
 }
 
-async function readYourWrites(runtime: Runtime, projection: string, after: string | undefined, waitMs: number): Promise<void> {
-  runtime.projections.assertKnown(projection);
-  if (after === undefined) return;
+/** `?after=<partition>:<seq>`, checked. */
+function positionAfter(runtime: Runtime, after: string | undefined): { partition: number; seq: number } | undefined {
+  if (after === undefined) return undefined;
   const match = /^(\d{1,6}):(\d{1,15})$/.exec(after);
   if (match === null || Number(match[1]) >= runtime.partitions) {
     throw makeError('SHARDLOG_INVALID_QUERY', `?after= must be a position <partition>:<seq> with partition < ${runtime.partitions}, got "${after.slice(0, 40)}"`);
   }
-  await runtime.projections.waitFor(projection, Number(match[1]), Number(match[2]), waitMs);
+  return { partition: Number(match[1]), seq: Number(match[2]) };
 }
 
 function boundedInteger(name: string, raw: string, min: number, max: number): number {

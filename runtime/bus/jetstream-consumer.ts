@@ -29,11 +29,14 @@ export interface ConsumeOptions {
  * decide what to apply. After a reconnect (a server restart loses the ephemeral consumer)
  * it opens a new one right after the last message it handed over.
  */
-export async function consumePartitionBatches(options: ConsumeOptions): Promise<{ close(): Promise<void> }> {
+export async function consumePartitionBatches(options: ConsumeOptions): Promise<{ close(): Promise<void>; tailSeq: number }> {
   const nc = await connect({ servers: options.servers, maxReconnectAttempts: -1, reconnectTimeWait: 250, noAsyncTraces: true, name: 'shardlog-projector' });
   let stream: string;
+  let tailSeq: number;
   try {
-    stream = await ensureEventStream(await jetstreamManager(nc), options.prefix);
+    const jsm = await jetstreamManager(nc);
+    stream = await ensureEventStream(jsm, options.prefix);
+    tailSeq = (await jsm.streams.info(stream)).state.last_seq;
   } catch (error) {
     await nc.close();
     throw error;
@@ -115,6 +118,8 @@ export async function consumePartitionBatches(options: ConsumeOptions): Promise<
   })();
 
   return {
+    /** The stream's last sequence when the consumer opened. */
+    tailSeq,
     close: async () => {
       if (closed) return;
       closed = true;

@@ -3,13 +3,16 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { ensureEventStream } from '../bus/jetstream-relay.ts';
 import type { Logger } from '../logger.ts';
 import type { CommandEnvelope, CommandRecord, CommandResult, ShardRequest, ShardResponse } from '../protocol.ts';
+import type { Views } from '../view-calls.ts';
 import { ChangeSignal } from './change-signal.ts';
 import type { ClusterHost } from './cluster-host.ts';
 import { ClusterStore, type ClusterTimings, type StoredAssignment } from './cluster-store.ts';
 import { Forwarding, type ForwardingCounters } from './forwarding.ts';
 import { Membership } from './membership.ts';
 import { PartitionOwnership, type HandoffCounters } from './partition-ownership.ts';
+import { ProjectionPlacement } from './projection-placement.ts';
 import { followStreamHeads } from './stream-heads.ts';
+import { ViewForwarding, type LocalViews } from './view-forwarding.ts';
 
 
 export interface ClusterOptions {
@@ -25,6 +28,8 @@ export interface ClusterOptions {
   drainMs?: number;
   /** How long the owner waits for the target to copy the partition before handing off anyway (default 15,000 ms). */
   readyWaitMs?: number;
+  /** The app's projections: the leader places each on one node. */
+  projections?: readonly string[];
 }
 
 export type ClusterCounters = ForwardingCounters & HandoffCounters;
@@ -60,6 +65,8 @@ export class ClusterNode {
   private readonly membership: Membership;
   private readonly ownership: PartitionOwnership;
   private readonly forwarding: Forwarding;
+  private readonly placement: ProjectionPlacement;
+  private readonly viewForwarding: ViewForwarding;
   private stopWatches: (() => void)[] = [];
   private advertisedUrl: string | undefined;
   private stopped = false;
@@ -100,6 +107,15 @@ export class ClusterNode {
       drainMs: options.drainMs,
       readyWaitMs: options.readyWaitMs,
     });
+    this.viewForwarding = new ViewForwarding({ nodeId, nc, prefix, logger, nodeOf: (projection) => this.placement.nodeOf(projection), changes: this.changes, moveWaitMs: options.moveWaitMs });
+    this.placement = new ProjectionPlacement({
+      nodeId,
+      store,
+      logger,
+      projections: options.projections ?? [],
+      changes: this.changes,
+      runHere: (names) => this.viewForwarding.runHere(names),
+    });
     this.membership = new Membership({
       nodeId,
       store,
@@ -112,6 +128,7 @@ export class ClusterNode {
       afterBeat: () => {
         for (const partition of this.assignments.keys()) this.ownership.reconcile(partition);
       },
+      planMore: (candidates, onlyUnplaced) => this.placement.plan(candidates, onlyUnplaced),
     });
   }
 
@@ -131,6 +148,7 @@ export class ClusterNode {
       await node.membership.beat();
       node.stopWatches.push(await store.watchHeartbeats((nodeId, beat) => node.membership.onHeartbeat(nodeId, beat)));
       node.stopWatches.push(await store.watchAssignments((partition, stored) => node.onAssignment(partition, stored)));
+      node.stopWatches.push(await store.watchPlacements((projection, stored) => node.placement.onPlacement(projection, stored)));
       node.membership.start();
       return node;
     } catch (error) {
@@ -201,6 +219,21 @@ export class ClusterNode {
     return this.forwarding.findCommand(commandId);
   }
 
+  /** This node's projector, once it runs: it runs the projections placed here and answers their view calls. */
+  attachViews(local: LocalViews): void {
+    this.viewForwarding.attach(local, this.placement.placedHere());
+  }
+
+  /** Views read (and projections operated) on the node that runs each projection. */
+  get views(): Views {
+    return this.viewForwarding;
+  }
+
+  /** Every projection with the node it is placed on, as this node last saw it. */
+  placementTable(): { projection: string; node: string | undefined; epoch: number }[] {
+    return this.placement.table();
+  }
+
   /** The relay found another node's events on this partition's subject: stop serving it; look again shortly. */
   fenced(partition: number): void {
     this.ownership.fenced(partition);
@@ -238,10 +271,11 @@ export class ClusterNode {
     this.stopped = true;
     this.membership.stop();
     this.forwarding.stop();
+    this.viewForwarding.stop();
     for (const stop of this.stopWatches) stop();
     await this.ownership.stop(2_000);
     this.changes.notify();
-    await this.forwarding.finishAnswering(3_000);
+    await Promise.all([this.forwarding.finishAnswering(3_000), this.viewForwarding.finishAnswering(3_000)]);
     await this.membership.leaveCluster();
     this.changes.notify();
     await this.closeConnection();

@@ -6,6 +6,8 @@ export interface ClusterReport {
   leader: string | null;
   nodes: { nodeId: string; lastHeartbeatMsAgo: number; draining: boolean; owned: number; lagEvents: number; startedAt: string }[];
   assignments: { partition: number; owner: string; epoch: number; target: string | null }[];
+  /** The node each projection is placed on (it runs there; its views are read there). */
+  projections: { projection: string; node: string; epoch: number }[];
 }
 
 /** What `shardlog cluster status` prints: read straight from the cluster's KV buckets, no node needed. */
@@ -16,7 +18,7 @@ export async function clusterReport(options: { servers: string; prefix: string }
     const partitions = await store?.partitionCount();
     if (store === undefined || partitions === undefined) return undefined;
     const now = Date.now();
-    const [leader, beats, assignments] = await Promise.all([store.leaderId(), store.heartbeats(), store.assignments()]);
+    const [leader, beats, assignments, placements] = await Promise.all([store.leaderId(), store.heartbeats(), store.assignments(), store.placements()]);
     return {
       partitions,
       leader: leader ?? null,
@@ -33,6 +35,7 @@ export async function clusterReport(options: { servers: string; prefix: string }
       assignments: [...assignments]
         .sort(([a], [b]) => a - b)
         .map(([partition, { assignment }]) => ({ partition, owner: assignment.owner, epoch: assignment.epoch, target: assignment.target ?? null })),
+      projections: [...placements].sort(([a], [b]) => a.localeCompare(b)).map(([projection, { node, epoch }]) => ({ projection, node, epoch })),
     };
   } finally {
     await nc.close();

@@ -26,6 +26,17 @@ export interface StoredAssignment {
   revision: number;
 }
 
+/** Which node runs a projection; `epoch` grows at every move. */
+export interface ProjectionPlacement {
+  node: string;
+  epoch: number;
+}
+
+export interface StoredPlacement {
+  placement: ProjectionPlacement;
+  revision: number;
+}
+
 export interface ClusterTimings {
   /** How often a node heartbeats and the leader plans (default 500 ms). */
   heartbeatMs: number;
@@ -208,6 +219,41 @@ export class ClusterStore {
       for await (const entry of watch) {
         const partition = Number(entry.key.slice('partitions.'.length));
         onChange(partition, entry.operation === 'PUT' ? { assignment: decode<Assignment>(entry), revision: entry.revision } : undefined);
+      }
+    })();
+    return () => watch.stop();
+  }
+
+  /** Writes a projection's placement if its revision is still `revision` (0: the key must not exist); false if it changed. */
+  async setPlacement(projection: string, placement: ProjectionPlacement, revision: number): Promise<boolean> {
+    try {
+      if (revision === 0) await this.cluster.create(`projections.${projection}`, encode(placement));
+      else await this.cluster.update(`projections.${projection}`, encode(placement), revision);
+      return true;
+    } catch (error) {
+      if (isWrongLastSequence(error)) return false;
+      throw error;
+    }
+  }
+
+  async placements(): Promise<Map<string, ProjectionPlacement>> {
+    const result = new Map<string, ProjectionPlacement>();
+    const keys = await this.keysOf(`${this.base}_CLUSTER`, 'projections.*');
+    await Promise.all(
+      keys.map(async (key) => {
+        const entry = await this.cluster.get(key);
+        if (entry !== null && entry.operation === 'PUT') result.set(key.slice('projections.'.length), decode<ProjectionPlacement>(entry));
+      }),
+    );
+    return result;
+  }
+
+  /** Calls back with every projection's placement as it is now, then with each change. */
+  async watchPlacements(onChange: (projection: string, stored: StoredPlacement | undefined) => void): Promise<() => void> {
+    const watch = await this.cluster.watch({ key: 'projections.*' });
+    void (async () => {
+      for await (const entry of watch) {
+        onChange(entry.key.slice('projections.'.length), entry.operation === 'PUT' ? { placement: decode<ProjectionPlacement>(entry), revision: entry.revision } : undefined);
       }
     })();
     return () => watch.stop();

@@ -18,6 +18,8 @@ export interface MembershipOptions {
   afterBeat: () => void;
   /** This node's advertised gateway URL, once known. */
   url: () => string | undefined;
+  /** The leader's further planning (projection placement) over the same live nodes; `onlyUnplaced` just after a reconnect. */
+  planMore?: (candidates: readonly string[], onlyUnplaced: boolean) => Promise<void>;
 }
 
 /**
@@ -159,7 +161,8 @@ export class Membership {
       if (!beat.draining) candidates.push(id);
     }
     let changes = planAssignments({ partitions: this.options.host.partitions, current, alive, candidates });
-    if (now - this.reconnectedAt < timings.deadAfterMs) {
+    const justReconnected = now - this.reconnectedAt < timings.deadAfterMs;
+    if (justReconnected) {
       // Back after losing NATS: every heartbeat seen before is stale, so no one is declared
       // dead until a heartbeat period has passed; only partitions nobody owns are assigned.
       changes = new Map([...changes].filter(([partition]) => !current.has(partition)));
@@ -172,6 +175,7 @@ export class Membership {
         }
       }),
     );
+    await this.options.planMore?.(candidates, justReconnected);
   }
 
   /** Stops heartbeating; `leaveCluster` then removes this node's heartbeat and leader lock. */

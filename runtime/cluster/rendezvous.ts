@@ -17,10 +17,15 @@ function mix(value: number): number {
  * only its own away, and every node computes the same answer with no coordination.
  */
 export function rendezvousOwner(partition: number, nodes: readonly string[]): string | undefined {
+  return rendezvousNode(String(partition), nodes);
+}
+
+/** The node with the highest rendezvous score for `key` (a partition number, or `projection:<name>`). */
+export function rendezvousNode(key: string, nodes: readonly string[]): string | undefined {
   let best: string | undefined;
   let bestScore = -1;
   for (const node of nodes) {
-    const score = mix(fnv1a32(`${node}/${partition}`));
+    const score = mix(fnv1a32(`${node}/${key}`));
     if (score > bestScore || (score === bestScore && best !== undefined && node < best)) {
       best = node;
       bestScore = score;

@@ -15,6 +15,7 @@ import { CommitFeed } from './commit-feed.ts';
 import { shardOf } from '../partitioning.ts';
 import { openDataDir } from './data-dir.ts';
 import { DataDirLock } from './data-dir-lock.ts';
+import { placedViewsOf } from './local-views.ts';
 import { NodeRuntime, type NodeRuntimeParts } from './node-runtime.ts';
 import { ProjectorHost } from './projector-host.ts';
 import { relaySourceOf } from './relay-source.ts';
@@ -142,6 +143,7 @@ async function startRuntime<A extends App>(
           logger,
           ...(clustered.timings === undefined ? {} : { timings: clustered.timings }),
           ...(clustered.moveWaitMs === undefined ? {} : { moveWaitMs: clustered.moveWaitMs }),
+          projections: options.app.projections.map((projection) => projection.name),
         });
       }
     }
@@ -155,7 +157,9 @@ async function startRuntime<A extends App>(
         subscribe: (listener) => feed.onCommit(listener),
         head: (partition) => feed.head(partition),
         nats: nats === undefined ? undefined : { ...nats, partialLogs: options.cluster !== undefined },
+        placed: parts.cluster !== undefined,
       });
+      parts.cluster?.attachViews(placedViewsOf(parts.projectors, options.app.projections.map((projection) => projection.name)));
     }
   } catch (error) {
     await new NodeRuntime(parts).close();

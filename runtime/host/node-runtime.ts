@@ -4,6 +4,7 @@ import { aggregateNamed, type App } from '../define/app.ts';
 import { deserializeError, makeError } from '../errors.ts';
 import { assertValidId, partitionOf, streamName } from '../partitioning.ts';
 import { responseTo, type ShardCallType, type ShardRequest, type ShardResponse, type StoredEvent } from '../protocol.ts';
+import type { Views } from '../view-calls.ts';
 import type {
   AggregateNames,
   BusPartitionLag,
@@ -22,6 +23,7 @@ import type { Checkpointer, WalSize } from './checkpointer.ts';
 import { prepareCommand } from './command-preparation.ts';
 import type { CommitFeed } from './commit-feed.ts';
 import type { DataDirLock } from './data-dir-lock.ts';
+import { localViews } from './local-views.ts';
 import type { ProjectorHost } from './projector-host.ts';
 import { relaySourceOf } from './relay-source.ts';
 import type { ShardStats } from './shard-host.ts';
@@ -152,6 +154,11 @@ export class NodeRuntime<A extends App = App> implements Runtime<A> {
     this.assertOpen();
     if (this.parts.projectors === undefined) throw makeError('SHARDLOG_UNKNOWN_PROJECTION', 'this app defines no projections');
     return this.parts.projectors;
+  }
+
+  get views(): Views {
+    const projectors = this.projections;
+    return this.parts.cluster?.views ?? localViews(projectors);
   }
 
   onCommit(listener: CommitListener): () => void {

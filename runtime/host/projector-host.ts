@@ -14,6 +14,12 @@ interface ViewState {
   checkpoints: Map<number, number>;
   halted: boolean;
   waiters: PositionWaiters;
+  /** This node runs the projection (always, outside a cluster). */
+  running: boolean;
+  /** Started here and not yet at the stream's tail as of its start: reads wait. */
+  catchingUp: boolean;
+  /** Reads waiting for the catch-up to end. */
+  liveWaiters: Set<(error?: Error) => void>;
 }
 
 export interface ProjectorHostOptions {
@@ -28,6 +34,8 @@ export interface ProjectorHostOptions {
   head(partition: number): number;
   /** Consume the JetStream event stream instead of tailing the shard files (`partialLogs`: a cluster node's files hold only some partitions). */
   nats?: { servers: string; prefix: string; partialLogs?: boolean } | undefined;
+  /** Cluster: run none of the projections until `place` says which (undefined: run them all). */
+  placed?: boolean;
 }
 
 /**
@@ -52,6 +60,9 @@ export class ProjectorHost {
         checkpoints: new Map(),
         halted: false,
         waiters: new PositionWaiters(),
+        running: options.placed !== true,
+        catchingUp: false,
+        liveWaiters: new Set(),
       });
     }
     this.unsubscribe = options.subscribe((heads) => this.post({ type: 'heads', heads }));
@@ -71,6 +82,7 @@ export class ProjectorHost {
       partitions: this.options.partitions,
       appModule: this.options.app.module,
       nats: this.options.nats,
+      run: this.options.placed === true ? [...this.views].filter(([, state]) => state.running).map(([name]) => name) : undefined,
     };
     const worker = new Worker(entry, { workerData });
     this.worker = worker;
@@ -82,6 +94,7 @@ export class ProjectorHost {
             state.reader.reopenAt(view.file);
             this.advance(state, view.checkpoints);
             state.halted = view.halted;
+            this.setCatchingUp(state, view.catchingUp);
           }
           resolve();
           return;
@@ -115,6 +128,7 @@ export class ProjectorHost {
         const state = this.view(message.name);
         state.halted = message.halted;
         this.advance(state, message.marks);
+        this.setCatchingUp(state, message.catchingUp);
         if (state.halted) this.failWaiters(state);
         return;
       }
@@ -155,7 +169,70 @@ export class ProjectorHost {
 
   /** Waits still pending are past the checkpoint, so a halted projection will not reach them. */
   private failWaiters(state: ViewState): void {
-    state.waiters.rejectAll(makeError('SHARDLOG_PROJECTION_HALTED', 'the projection is halted on an event it could not apply', { retryAfterMs: 5_000 }));
+    const halted = makeError('SHARDLOG_PROJECTION_HALTED', 'the projection is halted on an event it could not apply', { retryAfterMs: 5_000 });
+    state.waiters.rejectAll(halted);
+    for (const settle of [...state.liveWaiters]) settle(halted);
+  }
+
+  private setCatchingUp(state: ViewState, catchingUp: boolean): void {
+    state.catchingUp = state.running && catchingUp;
+    if (!state.catchingUp) for (const settle of [...state.liveWaiters]) settle();
+  }
+
+  /**
+   * Cluster: run exactly these projections here from now on. One placed here catches up from
+   * its checkpoints (reads wait meanwhile); one placed elsewhere stops applying, and reads
+   * waiting on it fail with SHARDLOG_PROJECTION_MOVING (the caller asks its new node).
+   */
+  place(names: readonly string[]): void {
+    const run = new Set(names);
+    for (const [name, state] of this.views) {
+      const running = run.has(name);
+      if (running && !state.running) state.catchingUp = true;
+      state.running = running;
+      if (!running) {
+        const moved = makeError('SHARDLOG_PROJECTION_MOVING', `projection "${name}" moved to another node`, { projection: name, retryAfterMs: 200 });
+        state.waiters.rejectAll(moved);
+        for (const settle of [...state.liveWaiters]) settle(moved);
+        state.catchingUp = false;
+      }
+    }
+    if (this.worker.threadId !== -1) this.post({ type: 'placement', run: [...run] });
+  }
+
+  /** Whether this node runs the projection. */
+  runs(name: string): boolean {
+    return this.view(name).running;
+  }
+
+  /**
+   * Resolves once the projection is past the stream's tail as of its start on this node;
+   * rejects with SHARDLOG_VIEW_BEHIND (504, Retry-After) after `timeoutMs`.
+   */
+  waitCaughtUp(name: string, timeoutMs: number): Promise<void> {
+    const state = this.view(name);
+    if (!state.catchingUp) return Promise.resolve();
+    if (state.halted) return Promise.reject(makeError('SHARDLOG_PROJECTION_HALTED', `projection "${name}" is halted on an event it could not apply`, { retryAfterMs: 5_000 }));
+    return new Promise<void>((resolve, reject) => {
+      const settle = (error?: Error): void => {
+        clearTimeout(timer);
+        state.liveWaiters.delete(settle);
+        if (error === undefined) resolve();
+        else reject(error);
+      };
+      const timer = setTimeout(
+        () =>
+          settle(
+            makeError('SHARDLOG_VIEW_BEHIND', `projection "${name}" was just placed on this node and is still catching up with the stream after ${timeoutMs} ms`, {
+              projection: name,
+              catchingUp: true,
+              retryAfterMs: 1_000,
+            }),
+          ),
+        timeoutMs,
+      );
+      state.liveWaiters.add(settle);
+    });
   }
 
   private view(name: string): ViewState {
@@ -240,7 +317,9 @@ export class ProjectorHost {
 
   async statusOf(name: string): Promise<ProjectionStatus> {
     this.view(name);
-    return (await this.status()).find((status) => status.name === name)!;
+    const status = (await this.status()).find((candidate) => candidate.name === name);
+    if (status === undefined) throw makeError('SHARDLOG_PROJECTION_MOVING', `projection "${name}" does not run on this node`, { projection: name, retryAfterMs: 1_000 });
+    return status;
   }
 
   rebuild(name: string): Promise<RebuildStatus> {

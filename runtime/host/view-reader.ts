@@ -1,12 +1,9 @@
 import Database from 'better-sqlite3';
 import { makeError } from '../errors.ts';
 import { indexedExpression } from '../projection/view-store.ts';
+import type { ViewPage } from '../view-calls.ts';
 
-export interface ViewPage {
-  items: { key: string; doc: unknown }[];
-  /** Pass back as `cursor` for the next page; null on the last one. */
-  cursor: string | null;
-}
+export type { ViewPage };
 
 /**
  * Reads one view file on the main thread. Point reads take microseconds in SQLite, so they

@@ -9,12 +9,16 @@ import type { Projector } from './projector.ts';
  * never applied: the feed starts over from the beginning of the stream, skipping what it has.
  */
 export class JetStreamFeed {
-  private subscription: { close(): Promise<void> } | undefined;
+  private subscription: { close(): Promise<void>; tailSeq: number } | undefined;
   private stopped = false;
   private paused = false;
   private restarting: Promise<void> | undefined;
   /** Gaps met in a row: each restart after one waits longer, so a gap that stays does not spin. */
   private gaps = 0;
+  /** The stream's last sequence when this feed first opened, and the last one handled since. */
+  private tailAtStart: number | undefined;
+  private handledSeq = 0;
+  private caughtUp = false;
 
   constructor(
     private readonly projector: () => Projector,
@@ -37,6 +41,7 @@ export class JetStreamFeed {
 
   private async subscribe(fromStreamSeq: number): Promise<void> {
     this.paused = false;
+    this.handledSeq = fromStreamSeq - 1;
     this.subscription = await consumePartitionBatches({
       servers: this.options.servers,
       prefix: this.options.prefix,
@@ -44,6 +49,23 @@ export class JetStreamFeed {
       onMessages: (messages) => this.onMessages(messages),
       logger: this.options.logger,
     });
+    this.tailAtStart ??= this.subscription.tailSeq;
+    this.noteHandled();
+  }
+
+  /**
+   * Started, and not yet past the stream's tail as of its first start: what it serves may be
+   * older than what was acknowledged before it started (a projection just placed on this node).
+   */
+  get catchingUp(): boolean {
+    return !this.caughtUp;
+  }
+
+  private noteHandled(): void {
+    if (!this.caughtUp && this.tailAtStart !== undefined && this.handledSeq >= this.tailAtStart) {
+      this.caughtUp = true;
+      this.options.onProgress();
+    }
   }
 
   /** Applies the messages in rounds of at most one per partition, each round in one transaction. */
@@ -92,6 +114,8 @@ export class JetStreamFeed {
     }
     if (!outcomes.includes('applied')) projector.recordStreamPosition(lastSeq);
     else this.gaps = 0;
+    this.handledSeq = lastSeq;
+    this.noteHandled();
     this.options.onProgress();
     return true;
   }

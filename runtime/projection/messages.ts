@@ -13,6 +13,8 @@ export interface ProjectorWorkerData {
    * is completed from the whole stream after it switches.
    */
   nats?: { servers: string; prefix: string; partialLogs?: boolean } | undefined;
+  /** The projections to run (a cluster node runs those placed on it; undefined: all of them). */
+  run?: readonly string[] | undefined;
 }
 
 /** Every call the projector thread answers: what it takes and what it replies, by `op`. */
@@ -33,12 +35,18 @@ export type ToProjector =
   /** [partition, last seq, …] after a commit. */
   | { type: 'heads'; heads: readonly number[] }
   | { type: 'call'; id: number; call: ProjectorCall }
-  | { type: 'readers-closed'; name: string };
+  | { type: 'readers-closed'; name: string }
+  /** Run exactly these projections from now on: start the ones not running, stop the others. */
+  | { type: 'placement'; run: readonly string[] };
 
 export type FromProjector =
-  /** Checkpoints that moved: [partition, seq, …]; `file` is the view file serving reads. */
-  | { type: 'progress'; name: string; marks: number[]; halted: boolean }
-  | { type: 'ready'; views: { name: string; file: string; checkpoints: number[]; halted: boolean }[] }
+  /**
+   * Checkpoints that moved: [partition, seq, …]. `catchingUp`: started on this node and not
+   * yet at the stream's tail as of its start (its reads would be stale).
+   */
+  | { type: 'progress'; name: string; marks: number[]; halted: boolean; catchingUp: boolean }
+  /** `file` is the view file serving reads; `running`: this node runs the projection. */
+  | { type: 'ready'; views: { name: string; file: string; checkpoints: number[]; halted: boolean; running: boolean; catchingUp: boolean }[] }
   /** `op` repeats the call's, so the host checks the reply answers the call it made. */
   | { type: 'reply'; id: number; op: ProjectorOp; ok: true; value: ProjectorValue }
   | { type: 'reply'; id: number; op: ProjectorOp; ok: false; error: SerializedError }
@@ -75,6 +83,8 @@ export interface ProjectionStatus {
   applied: number;
   rebuild: RebuildStatus | null;
   lastRebuild: { finishedAt: string; events: number; seconds: number } | null;
+  /** Cluster: the node that runs the projection (its views are read there). */
+  node?: string;
 }
 
 export interface DeadLetter {

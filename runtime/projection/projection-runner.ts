@@ -27,6 +27,8 @@ export interface ServingFeed {
   suspend(): Promise<void>;
   close(): Promise<void>;
   readonly halted: boolean;
+  /** Not yet past the stream's tail as of its start. */
+  readonly catchingUp: boolean;
 }
 
 export interface RunnerHooks {
@@ -51,6 +53,8 @@ export class ProjectionRunner {
   feed: ServingFeed | undefined;
   /** The shard files hold only some partitions (a cluster node): after a rebuild the feed reads the whole stream, applying what the files lacked. */
   partialLogs = false;
+  /** Whether this node runs the projection (a cluster places each on one node); a stopped one applies nothing. */
+  running = true;
 
   constructor(
     private readonly app: App,
@@ -72,6 +76,7 @@ export class ProjectionRunner {
 
   /** Notes when a partition fell behind, for the lag in milliseconds. */
   noteHeads(heads: ReadonlyMap<number, number>, partitions: Iterable<number>): void {
+    if (!this.running) return;
     const now = Date.now();
     for (const partition of partitions) {
       if ((heads.get(partition) ?? 0) > this.serving.checkpoint(partition) && !this.behindSince.has(partition)) this.behindSince.set(partition, now);
@@ -80,6 +85,7 @@ export class ProjectionRunner {
 
   /** Applies up to one step's worth of events; returns whether it did any work. */
   async step(heads: ReadonlyMap<number, number>): Promise<boolean> {
+    if (!this.running) return false;
     let budget = eventsPerStep;
     if (this.feed === undefined) budget -= await this.catchUp(this.serving, heads, budget);
     for (const [partition] of this.behindSince) {
@@ -188,7 +194,7 @@ export class ProjectionRunner {
     return {
       name: this.projection.name,
       version: this.projection.version,
-      state: halted !== null ? 'halted' : head > checkpoint ? 'catching-up' : 'live',
+      state: halted !== null ? 'halted' : this.catchingUp || head > checkpoint ? 'catching-up' : 'live',
       checkpoint,
       head,
       lagEvents: Math.max(0, head - checkpoint),
@@ -237,6 +243,27 @@ export class ProjectionRunner {
   /** A halt was lifted (dead letter retried or skipped): a paused feed fetches again from where it stopped. */
   resumed(): void {
     if (this.feed?.halted === true && this.serving.halted === undefined) this.feed.restart();
+  }
+
+  get catchingUp(): boolean {
+    return this.feed?.catchingUp ?? false;
+  }
+
+  /**
+   * The projection moved to another node: stop applying (its view file and checkpoints stay,
+   * so taking it back later resumes from them) and drop a rebuild under way.
+   */
+  async stopRunning(): Promise<void> {
+    this.running = false;
+    const feed = this.feed;
+    this.feed = undefined;
+    await feed?.close();
+    this.behindSince.clear();
+    if (this.rebuildJob !== undefined) {
+      this.rebuildJob.projector.close();
+      this.rebuildJob = undefined;
+      removeDatabase(this.rebuildFile);
+    }
   }
 
   async close(): Promise<void> {

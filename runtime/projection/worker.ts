@@ -53,23 +53,57 @@ for (const projection of app.projections) {
     }),
   );
 }
-for (const runner of runners.values()) runner.noteHeads(heads, heads.keys());
-if (config.nats !== undefined) {
-  const { servers, prefix } = config.nats;
-  const logger: Logger = {
-    info: (details, message) => send({ type: 'log', level: 'info', details, message }),
-    warn: (details, message) => send({ type: 'log', level: 'warn', details, message }),
-    error: (details, message) => send({ type: 'log', level: 'error', details, message }),
-  };
-  for (const runner of runners.values()) {
-    runner.feed = new JetStreamFeed(() => runner.serving, { servers, prefix, logger, onProgress: () => reportProgress() });
+const logger: Logger = {
+  info: (details, message) => send({ type: 'log', level: 'info', details, message }),
+  warn: (details, message) => send({ type: 'log', level: 'warn', details, message }),
+  error: (details, message) => send({ type: 'log', level: 'error', details, message }),
+};
+
+/** Starts folding a projection: from the JetStream stream with NATS, else from the shard files. */
+function startRunning(runner: ProjectionRunner): void {
+  runner.running = true;
+  if (config.nats !== undefined) {
+    const { servers, prefix } = config.nats;
+    const feed = new JetStreamFeed(() => runner.serving, { servers, prefix, logger, onProgress: () => reportProgress() });
+    runner.feed = feed;
     runner.partialLogs = config.nats.partialLogs === true;
-    void runner.feed.start();
+    void feed.start();
   }
+  runner.noteHeads(heads, heads.keys());
 }
+
+const initiallyRun = config.run === undefined ? undefined : new Set(config.run);
+for (const runner of runners.values()) {
+  if (initiallyRun === undefined || initiallyRun.has(runner.projection.name)) startRunning(runner);
+  else runner.running = false;
+}
+/** A placement the fold loop applies between its steps (a step may be swapping a rebuild's files). */
+let placement: Set<string> | undefined;
+
+async function applyPlacement(run: ReadonlySet<string>): Promise<void> {
+  for (const runner of runners.values()) {
+    const wanted = run.has(runner.projection.name);
+    if (wanted && !runner.running) {
+      startRunning(runner);
+      logger.info({ projection: runner.projection.name }, 'projection placed on this node: catching up from its checkpoints');
+    } else if (!wanted && runner.running) {
+      await runner.stopRunning();
+      logger.info({ projection: runner.projection.name }, 'projection placed on another node: stopped applying here');
+    }
+  }
+  reportProgress();
+}
+
 send({
   type: 'ready',
-  views: [...runners.values()].map((runner) => ({ name: runner.projection.name, file: runner.file, checkpoints: runner.checkpointMarks(), halted: runner.serving.halted !== undefined })),
+  views: [...runners.values()].map((runner) => ({
+    name: runner.projection.name,
+    file: runner.file,
+    checkpoints: runner.checkpointMarks(),
+    halted: runner.serving.halted !== undefined,
+    running: runner.running,
+    catchingUp: runner.catchingUp,
+  })),
 });
 
 port.on('message', (message: ToProjector) => {
@@ -86,6 +120,10 @@ port.on('message', (message: ToProjector) => {
       wake?.();
       return;
     }
+    case 'placement':
+      placement = new Set(message.run);
+      wake?.();
+      return;
     case 'readers-closed':
       readersClosed.get(message.name)?.();
       readersClosed.delete(message.name);
@@ -105,9 +143,11 @@ port.on('message', (message: ToProjector) => {
   }
 });
 
+/** The runner of a projection this node runs (admin calls reach the node that runs it). */
 function runnerNamed(name: string): ProjectionRunner {
   const runner = runners.get(name);
   if (runner === undefined) throw makeError('SHARDLOG_UNKNOWN_PROJECTION', `unknown projection "${name}"`, { projection: name });
+  if (!runner.running) throw makeError('SHARDLOG_PROJECTION_MOVING', `projection "${name}" does not run on this node`, { projection: name, retryAfterMs: 1_000 });
   return runner;
 }
 
@@ -118,7 +158,7 @@ function answer(call: ProjectorCall): ProjectorValue {
 
 /** Each call's handler returns exactly that call's reply value. */
 const answers: { [K in ProjectorOp]: (call: ProjectorCall<K>) => ProjectorValue<K> } = {
-  status: () => [...runners.values()].map((runner) => runner.status(heads)),
+  status: () => [...runners.values()].filter((runner) => runner.running).map((runner) => runner.status(heads)),
   rebuild: (call) => runnerNamed(call.name).startRebuild(heads),
   'dlq-list': (call) => runnerNamed(call.name).deadLetters(call.limit),
   'dlq-retry': (call) =>
@@ -150,27 +190,34 @@ function onDeadLetter<T>(call: { name: string; id: number }, act: (runner: Proje
   }
 }
 
-const reportedHalted = new Map<string, boolean>();
+const reported = new Map<string, { halted: boolean; catchingUp: boolean }>();
 
 function reportProgress(): void {
   for (const runner of runners.values()) {
     const marks = runner.takeProgress();
     const halted = runner.serving.halted !== undefined;
-    if (marks.length > 0 || reportedHalted.get(runner.projection.name) !== halted) send({ type: 'progress', name: runner.projection.name, marks, halted });
-    reportedHalted.set(runner.projection.name, halted);
+    const catchingUp = runner.catchingUp;
+    const before = reported.get(runner.projection.name);
+    if (marks.length > 0 || before?.halted !== halted || before.catchingUp !== catchingUp) send({ type: 'progress', name: runner.projection.name, marks, halted, catchingUp });
+    reported.set(runner.projection.name, { halted, catchingUp });
   }
 }
 
 /** The fold loop: apply what is behind, report progress, sleep until new heads or a call arrive. */
 async function run(): Promise<void> {
   while (!closed) {
+    if (placement !== undefined) {
+      const run = placement;
+      placement = undefined;
+      await applyPlacement(run);
+    }
     let worked = false;
     for (const runner of runners.values()) {
       if (await runner.step(heads)) worked = true;
       reportProgress();
     }
     if (worked) await yieldToEvents();
-    else await new Promise<void>((resolve) => (wake = resolve));
+    else if (placement === undefined) await new Promise<void>((resolve) => (wake = resolve));
     wake = undefined;
   }
   for (const runner of runners.values()) await runner.close();

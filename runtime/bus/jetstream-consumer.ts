@@ -11,8 +11,10 @@ export interface StreamMessage {
 }
 
 export interface ConsumeOptions {
-  servers: string;
+  servers: string | string[];
   prefix: string;
+  /** Replicas of the event stream if this creates it (default 1). */
+  replicas?: number | undefined;
   /** The stream sequence to start at (1: the beginning). */
   startStreamSeq: number;
   /**
@@ -33,7 +35,7 @@ export async function consumePartitionBatches(options: ConsumeOptions): Promise<
   const nc = await connect({ servers: options.servers, maxReconnectAttempts: -1, reconnectTimeWait: 250, noAsyncTraces: true, name: 'shardlog-projector' });
   let stream: string;
   try {
-    stream = await ensureEventStream(await jetstreamManager(nc), options.prefix);
+    stream = await ensureEventStream(await jetstreamManager(nc), options.prefix, { replicas: options.replicas });
   } catch (error) {
     await nc.close();
     throw error;

@@ -1,6 +1,7 @@
 import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { ensureEventStream } from '../bus/jetstream-relay.ts';
+import { otherReplicasMessage, type ReplicaLayout } from '../bus/replicas.ts';
 import type { Logger } from '../logger.ts';
 import type { CommandEnvelope, CommandRecord, CommandResult, ShardRequest, ShardResponse } from '../protocol.ts';
 import { ChangeSignal } from './change-signal.ts';
@@ -14,8 +15,10 @@ import { followStreamHeads } from './stream-heads.ts';
 
 export interface ClusterOptions {
   nodeId: string;
-  servers: string;
+  servers: string | string[];
   prefix: string;
+  /** Replicas of the event stream and the KV buckets this node creates (default 1); an existing one with another count is reported. */
+  replicas?: number | undefined;
   host: ClusterHost;
   logger: Logger;
   timings?: Partial<ClusterTimings>;
@@ -109,10 +112,14 @@ export class ClusterNode {
     const timings = { ...defaultTimings, ...options.timings };
     const nc = await connect({ servers: options.servers, maxReconnectAttempts: -1, reconnectTimeWait: 250, noAsyncTraces: true, name: `shardlog-cluster-${options.nodeId}` });
     try {
-      const store = await ClusterStore.open(nc, options.prefix, timings);
+      const layout: ReplicaLayout = {
+        replicas: options.replicas,
+        onOtherReplicas: (stream, existing) => options.logger.warn({ stream, replicas: existing }, otherReplicasMessage(stream, existing, options.replicas ?? 1)),
+      };
+      const store = await ClusterStore.open(nc, options.prefix, timings, layout);
       await store.checkPartitionCount(options.host.partitions);
       const jsm = await jetstreamManager(nc);
-      const stream = await ensureEventStream(jsm, options.prefix);
+      const stream = await ensureEventStream(jsm, options.prefix, layout);
       const node = new ClusterNode(options, nc, store, timings, jsm, stream);
       node.forwarding.answerCommandLookups();
       await followStreamHeads({ nc, jsm, stream, prefix: options.prefix, host: options.host, logger: options.logger });

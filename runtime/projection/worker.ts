@@ -55,14 +55,14 @@ for (const projection of app.projections) {
 }
 for (const runner of runners.values()) runner.noteHeads(heads, heads.keys());
 if (config.nats !== undefined) {
-  const { servers, prefix } = config.nats;
+  const { servers, prefix, replicas } = config.nats;
   const logger: Logger = {
     info: (details, message) => send({ type: 'log', level: 'info', details, message }),
     warn: (details, message) => send({ type: 'log', level: 'warn', details, message }),
     error: (details, message) => send({ type: 'log', level: 'error', details, message }),
   };
   for (const runner of runners.values()) {
-    runner.feed = new JetStreamFeed(() => runner.serving, { servers, prefix, logger, onProgress: () => reportProgress() });
+    runner.feed = new JetStreamFeed(() => runner.serving, { servers, prefix, replicas, logger, onProgress: () => reportProgress() });
     runner.partialLogs = config.nats.partialLogs === true;
     void runner.feed.start();
   }

@@ -66,7 +66,7 @@ interface Load {
 
 /** Deposits from 6 clients round the three nodes; a 503 is retried with the same Idempotency-Key on the next node. */
 function depositLoad(): Load {
-  const load: Load = { acknowledged: new Map(), unavailable: [], wrong: [], unanswered: new Set(), slowest: { ms: 0, status: 0 }, stop: async () => undefined };
+  const load: Load = { acknowledged: new Map(), unavailable: [], wrong: [], unanswered: new Set(), slowest: { ms: 0, status: 0 }, stop: () => Promise.resolve() };
   let stopping = false;
   let next = 0;
   const client = async (): Promise<void> => {

@@ -7,6 +7,7 @@ import { failureOf } from '../support/failure-of.ts';
 import { startNatsCluster, type NatsCluster } from '../support/nats-cluster.ts';
 import { startNatsServer } from '../support/nats-server.ts';
 import { startBank } from '../support/runtime.ts';
+import { makeTempDir } from '../support/temp-dir.ts';
 
 let nats: NatsCluster;
 
@@ -63,6 +64,14 @@ describe('replicas on a NATS cluster', () => {
     try {
       const failure = await failureOf(() => startBank({ nats: { servers: single.url, replicas: 3 }, cluster: { nodeId: 'a' }, partitions: 4, shards: 1 }));
       expect(failure).toMatchObject({ code: 'SHARDLOG_NATS_REPLICAS_UNPLACEABLE' });
+      const data = makeTempDir();
+      try {
+        const start = await shardlog(['start', '--port', '0', '--data', data.dir, '--nats', single.url, '--node-id', 'a', '--nats-replicas', '3', '--log-level', 'silent']);
+        expect(start.code).toBe(1);
+        expect(start.stderr).toMatch(/^shardlog: NATS cannot place KV_SHARDLOG_(CLUSTER|NODES|LEADER) with 3 replicas: that needs a NATS cluster of at least 3 JetStream servers \(--nats-replicas 3\)\n$/);
+      } finally {
+        data.remove();
+      }
       const cli = await shardlog(['cluster', 'replicas', '3', '--nats', single.url]);
       expect(cli.code).toBe(1);
       expect(cli.stderr).toBe(`shardlog: no stream or bucket with prefix "shardlog" on ${single.url} (a node creates them with --nats-replicas 3)\n`);

@@ -1,5 +1,6 @@
+import type { JetStreamManager } from '@nats-io/jetstream';
 import { makeError, type ShardlogError } from '../errors.ts';
-import { isUnplaceable } from './nats-errors.ts';
+import { isTimeout, isUnplaceable } from './nats-errors.ts';
 
 /** How many replicas the streams Shardlog creates get, and who hears of one that exists with another count. */
 export interface ReplicaLayout {
@@ -28,4 +29,42 @@ export function placementRefusal(error: unknown, stream: string, replicas: numbe
     error,
   );
   return refusal;
+}
+
+/**
+ * Runs `create` (which must be idempotent: creating what exists with the same config) again
+ * when it times out, until `withinMs` has passed. JetStream answers the creation of a
+ * replicated stream or bucket only once its replicas have elected a leader, which on a
+ * loaded machine can outlast one API timeout (5 s) although the stream is being created.
+ */
+export async function patientlyCreating<T>(create: () => Promise<T>, withinMs = 30_000): Promise<T> {
+  const deadline = Date.now() + withinMs;
+  for (;;) {
+    try {
+      return await create();
+    } catch (error) {
+      if (!isTimeout(error) || Date.now() >= deadline) throw error;
+    }
+  }
+}
+
+/**
+ * Waits until each stream has a leader. JetStream answers the creation of a replicated stream
+ * once its replicas are placed, possibly before they have elected a leader, and until then a
+ * write or a consumer on it times out. A stream outside a NATS cluster has no election.
+ */
+export async function leadersElected(jsm: JetStreamManager, streams: readonly string[], withinMs = 30_000): Promise<void> {
+  const deadline = Date.now() + withinMs;
+  for (const stream of streams) {
+    for (;;) {
+      try {
+        const { cluster } = await jsm.streams.info(stream);
+        if (cluster === undefined || cluster.leader !== undefined) break;
+      } catch (error) {
+        if (!isTimeout(error) || Date.now() >= deadline) throw error;
+      }
+      if (Date.now() >= deadline) throw makeError('SHARDLOG_NATS_REPLICAS_UNPLACEABLE', `${stream} has no leader ${withinMs / 1_000} s after it was created: are its NATS servers up?`, { stream });
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
 }

@@ -1,7 +1,7 @@
 import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { ensureEventStream } from '../bus/jetstream-relay.ts';
-import { otherReplicasMessage, type ReplicaLayout } from '../bus/replicas.ts';
+import { leadersElected, otherReplicasMessage, patientlyCreating, type ReplicaLayout } from '../bus/replicas.ts';
 import type { Logger } from '../logger.ts';
 import type { CommandEnvelope, CommandRecord, CommandResult, ShardRequest, ShardResponse } from '../protocol.ts';
 import { ChangeSignal } from './change-signal.ts';
@@ -116,10 +116,11 @@ export class ClusterNode {
         replicas: options.replicas,
         onOtherReplicas: (stream, existing) => options.logger.warn({ stream, replicas: existing }, otherReplicasMessage(stream, existing, options.replicas ?? 1)),
       };
-      const store = await ClusterStore.open(nc, options.prefix, timings, layout);
-      await store.checkPartitionCount(options.host.partitions);
+      const store = await patientlyCreating(() => ClusterStore.open(nc, options.prefix, timings, layout));
       const jsm = await jetstreamManager(nc);
-      const stream = await ensureEventStream(jsm, options.prefix, layout);
+      const stream = await patientlyCreating(() => ensureEventStream(jsm, options.prefix, layout));
+      await leadersElected(jsm, [stream, ...ClusterStore.bucketsOf(options.prefix).map((bucket) => `KV_${bucket}`)]);
+      await store.checkPartitionCount(options.host.partitions);
       const node = new ClusterNode(options, nc, store, timings, jsm, stream);
       node.forwarding.answerCommandLookups();
       await followStreamHeads({ nc, jsm, stream, prefix: options.prefix, host: options.host, logger: options.logger });

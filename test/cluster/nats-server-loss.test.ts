@@ -180,7 +180,8 @@ describe('a Shardlog cluster on a 3-server NATS cluster with an R3 stream', () =
   it('keeps one serving owner per partition when the KV leader is SIGKILLed under load, and settles', async () => {
     const leader = await nats.leaderOf('KV_SHARDLOG_CLUSTER');
     const load = depositLoad();
-    // Every (owner, epoch) seen: an epoch never names two owners, and never goes back.
+    // Every (owner, epoch) seen: an epoch never names two owners. (Not "never goes back": a KV
+    // read may be answered by a replica that is still catching up.)
     const seen = new Map<number, Map<number, string>>();
     const problems: string[] = [];
     let watching = true;
@@ -192,7 +193,6 @@ describe('a Shardlog cluster on a 3-server NATS cluster with an R3 stream', () =
           seen.set(row.partition, epochs);
           const owner = epochs.get(row.epoch);
           if (owner !== undefined && owner !== row.owner) problems.push(`partition ${row.partition} epoch ${row.epoch}: ${owner} and ${row.owner}`);
-          if (row.epoch < Math.max(0, ...epochs.keys())) problems.push(`partition ${row.partition}: epoch ${row.epoch} after ${Math.max(...epochs.keys())}`);
           epochs.set(row.epoch, row.owner);
         }
         await new Promise((resolve) => setTimeout(resolve, 100));

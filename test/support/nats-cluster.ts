@@ -48,8 +48,8 @@ async function accepts(port: number): Promise<boolean> {
 
 /**
  * A JetStream cluster of real nats-servers on free loopback ports, each with its own store
- * dir and a config file naming the others as routes. Resolves once JetStream has a meta
- * leader, so streams can be created at once.
+ * dir and a config file naming the others as routes. Resolves once JetStream can place a
+ * stream on every server, so replicated streams can be created at once.
  */
 export async function startNatsCluster(size = 3, clusterName = 'shardlog-test'): Promise<NatsCluster> {
   const temp = makeTempDir('shardlog-nats-cluster-');
@@ -127,11 +127,13 @@ export async function startNatsCluster(size = 3, clusterName = 'shardlog-test'):
         const nc = await connect({ servers: servers.map((server) => server.url), timeout: 1_000 }).catch(() => undefined);
         if (nc === undefined) return false;
         try {
-          const jsm = await jetstreamManager(nc, { timeout: 1_000 });
-          const info = await jsm.getAccountInfo();
-          return info !== undefined;
+          // Ready once a stream with a replica on every server can be placed: the meta leader
+          // is elected and knows every peer.
+          const jsm = await jetstreamManager(nc, { timeout: 2_000 });
+          await jsm.streams.add({ name: 'HARNESS_READY', subjects: ['harness.ready'], num_replicas: size, storage: 'memory' });
+          await jsm.streams.delete('HARNESS_READY');
+          return true;
         } catch (error) {
-          // JetStream answers only once the cluster has elected its meta leader.
           if (isNatsOutage(error) || jetStreamApiCodeOf(error) !== undefined) return false;
           throw error;
         } finally {

@@ -19,7 +19,7 @@ function printReport(output: CliOutput, report: ClusterReport): void {
 function statusCommand(output: CliOutput): Command {
   return new Command('status')
     .description('nodes, leader, partitions with their owners and epochs, and each node’s unpublished events')
-    .addOption(new Option('--nats <url>', 'the cluster’s NATS server (or NATS_URL)').env('SHARDLOG_NATS'))
+    .addOption(new Option('--nats <urls>', 'the cluster’s NATS server(s), comma-separated (or NATS_URL)').env('SHARDLOG_NATS'))
     .addOption(natsPrefixOption('the cluster’s subject prefix'))
     .option('--json', 'print JSON')
     .action(async (options: { nats?: string; natsPrefix: string; json?: boolean }) => {

@@ -35,6 +35,8 @@ export function natsServers(flag: string | undefined): string | undefined {
 export const dataOption = () => new Option('--data <dir>', 'data directory').env('SHARDLOG_DATA').default('./data');
 export const appOption = () => new Option('--app <module>', 'module whose default export is the app (default: the example app)').env('SHARDLOG_APP');
 export const natsPrefixOption = (description: string) => new Option('--nats-prefix <prefix>', description).env('SHARDLOG_NATS_PREFIX').argParser(natsPrefix).default('shardlog');
+/** JetStream takes 1 to 5 replicas per stream. */
+export const natsReplicasOption = (description: string) => new Option('--nats-replicas <n>', description).env('SHARDLOG_NATS_REPLICAS').argParser(integer(1, 5));
 
 /** How the commands that operate a running node reach it: its admin HTTP routes. */
 export const urlOption = () => new Option('--url <url>', 'a running node’s HTTP address').env('SHARDLOG_URL').default('http://127.0.0.1:3000');

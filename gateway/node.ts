@@ -21,7 +21,7 @@ export interface NodeConfig {
   bodyLimit: number;
   logLevel: string;
   /** NATS server(s) for the JetStream event bus; embedded bus when absent. */
-  nats?: { servers: string; prefix: string } | undefined;
+  nats?: { servers: string; prefix: string; replicas?: number } | undefined;
   /** Join the cluster on `nats` under `nodeId` (the CLI does when --node-id is given with --nats). */
   cluster?: boolean | undefined;
   /** In a cluster: the URL clients reach this node's gateway at (default `http://<host>:<port>`, a wildcard host shown as 127.0.0.1). */

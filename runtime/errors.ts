@@ -94,6 +94,11 @@ export const errorCodes = {
     doc: 'Another live process (or another runtime in this one) has the data directory open; its pid is in <data>/LOCK.',
   },
   SHARDLOG_INTERNAL: { status: 500, retryable: false, doc: 'An unexpected failure inside Shardlog; the message says what. Please report it.' },
+  SHARDLOG_NATS_REPLICAS_UNPLACEABLE: {
+    status: 500,
+    retryable: false,
+    doc: 'The NATS cluster cannot place the event stream or a KV bucket with the replica count asked for (`--nats-replicas`): fewer JetStream servers than replicas, or one server alone (more than one replica needs a NATS cluster).',
+  },
   SHARDLOG_INVALID_CONFIG: { status: 500, retryable: false, doc: 'An option passed to createRuntime is out of range.' },
 } as const satisfies Record<string, { status: number; retryable: boolean; doc: string }>;
 

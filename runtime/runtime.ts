@@ -48,7 +48,7 @@ export interface RuntimeOptions<A extends App = App> {
    * `<prefix>.events.<partition>`) and let projectors consume from there. Without it, the
    * projectors tail the shard logs in this process (the embedded bus).
    */
-  nats?: { servers: string; prefix?: string } | undefined;
+  nats?: NatsOptions | undefined;
   /**
    * Join a cluster (needs `nats`): nodes share the partitions through NATS KV, each serving
    * its own and forwarding the rest; a command is acknowledged once JetStream holds its events.
@@ -56,6 +56,20 @@ export interface RuntimeOptions<A extends App = App> {
   cluster?: ClusterConfig | undefined;
   /** Called after every batch a shard answers (metrics, tracing). Must not throw. */
   onBatch?: (batch: BatchReport) => void;
+}
+
+export interface NatsOptions {
+  /** One server's URL, several comma-separated (`nats://a:4222,nats://b:4222`), or a list: the client fails over between them. */
+  servers: string | string[];
+  /** Subject prefix (default `shardlog`): stream `<PREFIX>_EVENTS`, buckets `<PREFIX>_CLUSTER`, … */
+  prefix?: string;
+  /**
+   * Replicas (1 to 5, default 1) of the event stream and of every KV bucket this runtime
+   * creates; more than one needs a NATS cluster of at least that many servers, else the
+   * start is refused with SHARDLOG_NATS_REPLICAS_UNPLACEABLE. One that exists with another
+   * count keeps it and is reported at start (`shardlog cluster replicas <n>` changes it).
+   */
+  replicas?: number;
 }
 
 export interface ClusterConfig {

@@ -2,7 +2,7 @@
 import { Command, Option } from 'commander';
 import type { ClusterReport } from '../../runtime/index.ts';
 import { CliFailure } from '../cli-failure.ts';
-import { natsPrefixOption, natsServers } from '../options.ts';
+import { integer, natsPrefixOption, natsServers } from '../options.ts';
 import type { CliOutput } from '../output.ts';
 
 function printReport(output: CliOutput, report: ClusterReport): void {
@@ -21,7 +21,7 @@ function printReport(output: CliOutput, report: ClusterReport): void {
 function statusCommand(output: CliOutput): Command {
   return new Command('status')
     .description('nodes, leader, partitions with their owners and epochs, projections with their nodes, and each node’s unpublished events')
-    .addOption(new Option('--nats <url>', 'the cluster’s NATS server (or NATS_URL)').env('SHARDLOG_NATS'))
+    .addOption(new Option('--nats <urls>', 'the cluster’s NATS server(s), comma-separated (or NATS_URL)').env('SHARDLOG_NATS'))
     .addOption(natsPrefixOption('the cluster’s subject prefix'))
     .option('--json', 'print JSON')
     .action(async (options: { nats?: string; natsPrefix: string; json?: boolean }) => {
@@ -41,6 +41,27 @@ function statusCommand(output: CliOutput): Command {
     });
 }
 
+function replicasCommand(output: CliOutput): Command {
+  return new Command('replicas')
+    .description('set the replica count of the event stream and every KV bucket of the cluster (nodes keep serving)')
+    .argument('<n>', 'replicas, 1 to 5 (more than 1 needs a NATS cluster of at least that many servers)', integer(1, 5))
+    .addOption(new Option('--nats <urls>', 'the cluster’s NATS server(s), comma-separated (or NATS_URL)').env('SHARDLOG_NATS'))
+    .addOption(natsPrefixOption('the cluster’s subject prefix'))
+    .action(async (replicas: number, options: { nats?: string; natsPrefix: string }) => {
+      const servers = natsServers(options.nats);
+      if (servers === undefined) throw new CliFailure('cluster replicas needs --nats <urls> (or NATS_URL)', 2);
+      const { changeReplicas } = await import('../../runtime/index.ts');
+      let changes;
+      try {
+        changes = await changeReplicas({ servers, prefix: options.natsPrefix, replicas });
+      } catch (error) {
+        throw new CliFailure(`cannot change the replicas on ${servers}: ${error instanceof Error ? error.message : String(error)}`);
+      }
+      if (changes.length === 0) throw new CliFailure(`no stream or bucket with prefix "${options.natsPrefix}" on ${servers} (a node creates them with --nats-replicas ${replicas})`);
+      for (const change of changes) output.out(change.from === change.to ? `${change.stream}: ${change.to} replicas already\n` : `${change.stream}: ${change.from} → ${change.to} replicas\n`);
+    });
+}
+
 export function clusterCommand(output: CliOutput): Command {
-  return new Command('cluster').description('the nodes sharing partitions over NATS').addCommand(statusCommand(output));
+  return new Command('cluster').description('the nodes sharing partitions over NATS').addCommand(statusCommand(output)).addCommand(replicasCommand(output));
 }

@@ -3,7 +3,7 @@ import { Command, Option } from 'commander';
 import closeWithGrace from 'close-with-grace';
 import { hostname } from 'node:os';
 import type { TokenEntry } from '../../gateway/auth.ts';
-import { appOption, appUrl, dataOption, integer, natsPrefixOption, natsServers } from '../options.ts';
+import { appOption, appUrl, dataOption, integer, natsPrefixOption, natsReplicasOption, natsServers } from '../options.ts';
 
 interface StartOptions {
   port: number;
@@ -22,6 +22,7 @@ interface StartOptions {
   logLevel: string;
   viewWaitMs: number;
   natsPrefix: string;
+  natsReplicas?: number;
 }
 
 async function tokensFrom(file: string | undefined): Promise<TokenEntry[]> {
@@ -40,8 +41,9 @@ export function startCommand(): Command {
     .addOption(new Option('--partitions <n>', 'partition count P, fixed when the data dir is created (default 64)').env('SHARDLOG_PARTITIONS').argParser(integer(1, 65_536)))
     .addOption(new Option('--shards <n>', 'shard threads T (default cores − 1, then the stored value)').env('SHARDLOG_SHARDS').argParser(integer(1, 1_024)))
     .addOption(new Option('--durability <mode>', 'fsync: every commit fsynced; relaxed: fsync at checkpoints').env('SHARDLOG_DURABILITY').choices(['fsync', 'relaxed']).default('fsync'))
-    .addOption(new Option('--nats <url>', 'NATS server for the JetStream bus and clustering (or NATS_URL)').env('SHARDLOG_NATS'))
+    .addOption(new Option('--nats <urls>', 'NATS server(s) for the JetStream bus and clustering, comma-separated (or NATS_URL)').env('SHARDLOG_NATS'))
     .addOption(natsPrefixOption('subject prefix on NATS: <prefix>.events.<partition> in stream <PREFIX>_EVENTS'))
+    .addOption(natsReplicasOption('replicas of the event stream and KV buckets Shardlog creates (default 1; more than 1 needs a NATS cluster)'))
     .addOption(new Option('--node-id <id>', 'this node’s name; with --nats it joins the cluster of that NATS (default: the host name, no cluster)').env('SHARDLOG_NODE_ID'))
     .addOption(new Option('--advertise-url <url>', 'in a cluster: the URL clients reach this node at, named in Shardlog-Owner (default http://<host>:<port>)').env('SHARDLOG_ADVERTISE_URL'))
     .addOption(appOption())
@@ -70,7 +72,7 @@ export function startCommand(): Command {
         bodyLimit: options.bodyLimit,
         logLevel: options.logLevel,
         viewWaitMs: options.viewWaitMs,
-        nats: nats === undefined ? undefined : { servers: nats, prefix: options.natsPrefix },
+        nats: nats === undefined ? undefined : { servers: nats, prefix: options.natsPrefix, ...(options.natsReplicas === undefined ? {} : { replicas: options.natsReplicas }) },
         // A node id given with NATS joins the cluster; NATS alone is a single node on the JetStream bus.
         cluster: options.nodeId !== undefined && nats !== undefined,
         advertiseUrl: options.advertiseUrl,

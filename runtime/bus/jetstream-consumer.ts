@@ -11,8 +11,10 @@ export interface StreamMessage {
 }
 
 export interface ConsumeOptions {
-  servers: string;
+  servers: string | string[];
   prefix: string;
+  /** Replicas of the event stream if this creates it (default 1). */
+  replicas?: number | undefined;
   /** The stream sequence to start at (1: the beginning). */
   startStreamSeq: number;
   /**
@@ -35,7 +37,7 @@ export async function consumePartitionBatches(options: ConsumeOptions): Promise<
   let tailSeq: number;
   try {
     const jsm = await jetstreamManager(nc);
-    stream = await ensureEventStream(jsm, options.prefix);
+    stream = await ensureEventStream(jsm, options.prefix, { replicas: options.replicas });
     tailSeq = (await jsm.streams.info(stream)).state.last_seq;
   } catch (error) {
     await nc.close();

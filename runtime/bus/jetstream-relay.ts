@@ -1,11 +1,13 @@
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import { connect, headers, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node';
-import { makeError, type ShardlogError } from '../errors.ts';
+import { makeError, ShardlogError } from '../errors.ts';
 import { PositionWaiters } from '../position-waiters.ts';
 import type { Logger } from '../logger.ts';
 import type { BusEvent } from './bus-event.ts';
 import { decodeBatch, lastSeqHeader, msgIdOf, splitUnderPayload, streamNameOf, subjectOf } from './event-message.ts';
 import { isStreamNotFound, isWrongLastSequence } from './nats-errors.ts';
+import { otherReplicasMessage, placementRefusal } from './replicas.ts';
+import type { ReplicaLayout } from './replicas.ts';
 
 /** What the relay reads from and records into: the runtime. */
 export interface RelaySource {
@@ -18,8 +20,10 @@ export interface RelaySource {
 }
 
 export interface RelayOptions {
-  servers: string;
+  servers: string | string[];
   prefix: string;
+  /** Replicas of the event stream if the relay creates it (default 1). */
+  replicas?: number | undefined;
   source: RelaySource;
   logger: Logger;
   /** Events read from the log per publish, before splitting under the max payload (default 1,000). */
@@ -84,19 +88,27 @@ function fencedError(partition: number): ShardlogError {
 
 /**
  * Creates the event stream if it does not exist: every partition's subject, file storage, no
- * limits, direct gets allowed (a cluster handoff reads its last few messages that way).
+ * limits, direct gets allowed (a cluster handoff reads its last few messages that way), with
+ * `layout.replicas` replicas (refused with SHARDLOG_NATS_REPLICAS_UNPLACEABLE if NATS cannot
+ * place them). An existing stream keeps its replica count: a change is the operator's call.
  */
-export async function ensureEventStream(jsm: JetStreamManager, prefix: string): Promise<string> {
+export async function ensureEventStream(jsm: JetStreamManager, prefix: string, layout: ReplicaLayout = {}): Promise<string> {
   const name = streamNameOf(prefix);
+  const replicas = layout.replicas ?? 1;
   let info;
   try {
     info = await jsm.streams.info(name);
   } catch (error) {
     if (!isStreamNotFound(error)) throw error;
-    await jsm.streams.add({ name, subjects: [`${prefix}.events.*`], storage: 'file', allow_direct: true });
+    try {
+      await jsm.streams.add({ name, subjects: [`${prefix}.events.*`], storage: 'file', allow_direct: true, num_replicas: replicas });
+    } catch (addError) {
+      throw placementRefusal(addError, name, replicas);
+    }
     return name;
   }
   if (info.config.allow_direct !== true) await jsm.streams.update(name, { allow_direct: true });
+  if (layout.replicas !== undefined && info.config.num_replicas !== layout.replicas) layout.onOtherReplicas?.(name, info.config.num_replicas);
   return name;
 }
 
@@ -255,7 +267,13 @@ export class JetStreamRelay {
         this.nc = nc;
         this.js = jetstream(nc);
         this.jsm = await jetstreamManager(nc);
-        this.stream = await ensureEventStream(this.jsm, this.options.prefix);
+        this.stream = await ensureEventStream(this.jsm, this.options.prefix, {
+          replicas: this.options.replicas,
+          // In a cluster the cluster node reports it, once.
+          onOtherReplicas: (stream, existing) => {
+            if (this.options.cluster === undefined) this.options.logger.warn({ stream, replicas: existing }, otherReplicasMessage(stream, existing, this.options.replicas ?? 1));
+          },
+        });
         this.maxPayload = this.options.maxPayload ?? nc.info?.max_payload ?? this.maxPayload;
         this.isConnected = true;
         void this.watchStatus(nc);
@@ -265,7 +283,8 @@ export class JetStreamRelay {
         await this.nc?.close().catch((closeError: unknown) => this.options.logger.warn({ err: closeError }, 'could not close the relay connection that failed to set up'));
         this.nc = undefined;
         const delay = Math.min(5_000, 100 * 2 ** Math.min(attempt, 6));
-        if (attempt === 0 || attempt % 20 === 0) this.options.logger.warn({ err: error, retryInMs: delay }, 'relay cannot reach NATS JetStream; commands keep committing locally');
+        if (error instanceof ShardlogError) this.options.logger.error({ err: error, retryInMs: delay }, `relay cannot publish: ${error.message}; commands keep committing locally`);
+        else if (attempt === 0 || attempt % 20 === 0) this.options.logger.warn({ err: error, retryInMs: delay }, 'relay cannot reach NATS JetStream; commands keep committing locally');
         await new Promise((resolve) => setTimeout(resolve, delay));
       }
     }

@@ -69,3 +69,18 @@ export function isWrongLastSequence(error: unknown): boolean {
 export function isStreamNotFound(error: unknown): boolean {
   return jetStreamApiCodeOf(error) === JetStreamApiCodes.StreamNotFound;
 }
+
+/** JetStream server error codes (nats-server's errors.json) that nats.js does not name. */
+const noSuitablePeers = 10005;
+const insufficientResources = 10023;
+const replicasNotSupported = 10074;
+
+/**
+ * The server cannot place a stream (or KV bucket) with the replicas asked for: too few
+ * JetStream servers in the cluster, not enough room on them, or a server outside any cluster
+ * asked for more than one replica. A configuration problem, not an outage: retrying does not help.
+ */
+export function isUnplaceable(error: unknown): boolean {
+  const code = jetStreamApiCodeOf(error);
+  return code === noSuitablePeers || code === insufficientResources || code === replicasNotSupported;
+}

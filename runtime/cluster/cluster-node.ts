@@ -1,6 +1,7 @@
 import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { ensureEventStream } from '../bus/jetstream-relay.ts';
+import { leadersElected, otherReplicasMessage, patientlyCreating, type ReplicaLayout } from '../bus/replicas.ts';
 import type { Logger } from '../logger.ts';
 import type { CommandEnvelope, CommandRecord, CommandResult, ShardRequest, ShardResponse } from '../protocol.ts';
 import type { Views } from '../view-calls.ts';
@@ -17,8 +18,10 @@ import { ViewForwarding, type LocalViews } from './view-forwarding.ts';
 
 export interface ClusterOptions {
   nodeId: string;
-  servers: string;
+  servers: string | string[];
   prefix: string;
+  /** Replicas of the event stream and the KV buckets this node creates (default 1); an existing one with another count is reported. */
+  replicas?: number | undefined;
   host: ClusterHost;
   logger: Logger;
   timings?: Partial<ClusterTimings>;
@@ -136,10 +139,15 @@ export class ClusterNode {
     const timings = { ...defaultTimings, ...options.timings };
     const nc = await connect({ servers: options.servers, maxReconnectAttempts: -1, reconnectTimeWait: 250, noAsyncTraces: true, name: `shardlog-cluster-${options.nodeId}` });
     try {
-      const store = await ClusterStore.open(nc, options.prefix, timings);
-      await store.checkPartitionCount(options.host.partitions);
+      const layout: ReplicaLayout = {
+        replicas: options.replicas,
+        onOtherReplicas: (stream, existing) => options.logger.warn({ stream, replicas: existing }, otherReplicasMessage(stream, existing, options.replicas ?? 1)),
+      };
+      const store = await patientlyCreating(() => ClusterStore.open(nc, options.prefix, timings, layout));
       const jsm = await jetstreamManager(nc);
-      const stream = await ensureEventStream(jsm, options.prefix);
+      const stream = await patientlyCreating(() => ensureEventStream(jsm, options.prefix, layout));
+      await leadersElected(jsm, [stream, ...ClusterStore.bucketsOf(options.prefix).map((bucket) => `KV_${bucket}`)]);
+      await store.checkPartitionCount(options.host.partitions);
       const node = new ClusterNode(options, nc, store, timings, jsm, stream);
       node.forwarding.answerCommandLookups();
       node.forwarding.answerCommandBatches();

@@ -1,4 +1,5 @@
 import { connect } from '@nats-io/transport-node';
+import { natsServerList } from '../bus/nats-servers.ts';
 import { ClusterStore } from './cluster-store.ts';
 
 export interface ClusterReport {
@@ -11,8 +12,8 @@ export interface ClusterReport {
 }
 
 /** What `shardlog cluster status` prints: read straight from the cluster's KV buckets, no node needed. */
-export async function clusterReport(options: { servers: string; prefix: string }): Promise<ClusterReport | undefined> {
-  const nc = await connect({ servers: options.servers, maxReconnectAttempts: 0, timeout: 5_000, name: 'shardlog-cluster-status' });
+export async function clusterReport(options: { servers: string | string[]; prefix: string }): Promise<ClusterReport | undefined> {
+  const nc = await connect({ servers: natsServerList(options.servers), maxReconnectAttempts: 0, timeout: 5_000, name: 'shardlog-cluster-status' });
   try {
     const store = await ClusterStore.openExisting(nc, options.prefix);
     const partitions = await store?.partitionCount();

@@ -1,8 +1,9 @@
-import { Kvm, type KV, type KvEntry } from '@nats-io/kv';
+import { Kvm, type KV, type KvEntry, type KvOptions } from '@nats-io/kv';
 import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { upperPrefixOf } from '../bus/event-message.ts';
 import { isStreamNotFound, isWrongLastSequence } from '../bus/nats-errors.ts';
+import { placementRefusal, type ReplicaLayout } from '../bus/replicas.ts';
 import { makeError } from '../errors.ts';
 import type { Assignment } from './assignment-plan.ts';
 
@@ -72,13 +73,38 @@ export class ClusterStore {
     private readonly leader: KV,
   ) {}
 
-  static async open(nc: NatsConnection, prefix: string, timings: ClusterTimings): Promise<ClusterStore> {
+  /** The names of the cluster's KV buckets under `prefix` (each is the stream `KV_<bucket>`). */
+  static bucketsOf(prefix: string): string[] {
+    const base = upperPrefixOf(prefix);
+    return [`${base}_CLUSTER`, `${base}_NODES`, `${base}_LEADER`];
+  }
+
+  /**
+   * Opens the buckets, creating any that is missing with `layout.replicas` replicas (refused
+   * with SHARDLOG_NATS_REPLICAS_UNPLACEABLE if NATS cannot place them); one that exists with
+   * another count keeps it and is reported to `layout.onOtherReplicas`.
+   */
+  static async open(nc: NatsConnection, prefix: string, timings: ClusterTimings, layout: ReplicaLayout = {}): Promise<ClusterStore> {
     const kvm = new Kvm(nc);
     const base = upperPrefixOf(prefix);
+    const replicas = layout.replicas ?? 1;
+    const create = async (bucket: string, options: Partial<KvOptions>): Promise<KV> => {
+      let kv: KV;
+      try {
+        kv = await kvm.create(bucket, { ...options, replicas });
+      } catch (error) {
+        throw placementRefusal(error, `KV_${bucket}`, replicas);
+      }
+      if (layout.replicas !== undefined) {
+        const existing = (await kv.status()).replicas;
+        if (existing !== layout.replicas) layout.onOtherReplicas?.(`KV_${bucket}`, existing);
+      }
+      return kv;
+    };
     const [cluster, nodes, leader] = await Promise.all([
-      kvm.create(`${base}_CLUSTER`, { history: 1, storage: 'file' }),
-      kvm.create(`${base}_NODES`, { history: 1, ttl: Math.max(10_000, timings.deadAfterMs * 3) }),
-      kvm.create(`${base}_LEADER`, { history: 1, ttl: timings.deadAfterMs }),
+      create(`${base}_CLUSTER`, { history: 1, storage: 'file' }),
+      create(`${base}_NODES`, { history: 1, ttl: Math.max(10_000, timings.deadAfterMs * 3) }),
+      create(`${base}_LEADER`, { history: 1, ttl: timings.deadAfterMs }),
     ]);
     return new ClusterStore(await jetstreamManager(nc), base, cluster, nodes, leader);
   }

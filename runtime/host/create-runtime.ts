@@ -2,12 +2,13 @@ import { mkdirSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { JetStreamRelay } from '../bus/jetstream-relay.ts';
+import { natsServerList } from '../bus/nats-servers.ts';
 import { ClusterNode } from '../cluster/cluster-node.ts';
 import type { App } from '../define/app.ts';
 import { makeError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { Durability } from '../protocol.ts';
-import type { ClusterConfig, Runtime, RuntimeOptions } from '../runtime.ts';
+import type { ClusterConfig, NatsOptions, Runtime, RuntimeOptions } from '../runtime.ts';
 import { positiveInteger } from './checked-input.ts';
 import { Checkpointer } from './checkpointer.ts';
 import { clusterHostOf } from './cluster-host-adapter.ts';
@@ -33,6 +34,13 @@ const consoleLogger: Logger = {
 const maxBatchesInFlight = 1;
 const checkpointIntervalMs = 50;
 
+interface NatsConfig {
+  servers: string[];
+  prefix: string;
+  /** Undefined: create with 1, and say nothing of what exists. */
+  replicas: number | undefined;
+}
+
 /**
  * Starts a runtime: creates or checks the data dir, starts one thread per shard and opens
  * every shard log, then the JetStream relay and the cluster node (with `nats`, `cluster`) and
@@ -44,7 +52,7 @@ export async function createRuntime<A extends App>(options: RuntimeOptions<A>): 
   if (durability !== 'fsync' && durability !== 'relaxed') {
     throw makeError('SHARDLOG_INVALID_CONFIG', `durability must be "fsync" or "relaxed", got "${String(durability)}"`);
   }
-  const nats = options.nats === undefined ? undefined : { servers: options.nats.servers, prefix: options.nats.prefix ?? 'shardlog' };
+  const nats = options.nats === undefined ? undefined : natsConfigOf(options.nats);
   if (options.cluster !== undefined) checkClusterConfig(options.cluster, nats !== undefined);
   const dataDir = resolve(options.dataDir);
   mkdirSync(dataDir, { recursive: true });
@@ -55,6 +63,18 @@ export async function createRuntime<A extends App>(options: RuntimeOptions<A>): 
     lock.release();
     throw error;
   }
+}
+
+function natsConfigOf(options: NatsOptions): NatsConfig {
+  const replicas = options.replicas;
+  if (replicas !== undefined && (!Number.isInteger(replicas) || replicas < 1 || replicas > 5)) throw makeError('SHARDLOG_INVALID_CONFIG', `nats.replicas must be an integer from 1 to 5, got ${String(options.replicas)}`);
+  let servers: string[];
+  try {
+    servers = natsServerList(options.servers);
+  } catch (error) {
+    throw makeError('SHARDLOG_INVALID_CONFIG', 'nats.servers names no server', {}, error);
+  }
+  return { servers, prefix: options.prefix ?? 'shardlog', replicas };
 }
 
 function checkClusterConfig(cluster: ClusterConfig, hasNats: boolean): void {
@@ -68,7 +88,7 @@ async function startRuntime<A extends App>(
   options: RuntimeOptions<A>,
   dataDir: string,
   durability: Durability,
-  nats: { servers: string; prefix: string } | undefined,
+  nats: NatsConfig | undefined,
   lock: DataDirLock,
 ): Promise<Runtime<A>> {
   finishInterruptedReshard(dataDir);
@@ -128,6 +148,7 @@ async function startRuntime<A extends App>(
       parts.relay = await JetStreamRelay.start({
         servers: nats.servers,
         prefix: nats.prefix,
+        replicas: nats.replicas,
         source: relaySourceOf(shards, feed),
         logger,
         ...(clustered === undefined
@@ -139,6 +160,7 @@ async function startRuntime<A extends App>(
           nodeId: clustered.nodeId,
           servers: nats.servers,
           prefix: nats.prefix,
+          replicas: nats.replicas,
           host: clusterHostOf({ shards, feed, relay: parts.relay, owns: (partition) => ownership.node?.owns(partition) === true, publishWaitMs: clustered.publishWaitMs ?? 10_000 }),
           logger,
           ...(clustered.timings === undefined ? {} : { timings: clustered.timings }),

@@ -33,7 +33,7 @@ export interface ProjectorHostOptions {
   /** The last committed seq of a partition, for "how far behind" answers. */
   head(partition: number): number;
   /** Consume the JetStream event stream instead of tailing the shard files (`partialLogs`: a cluster node's files hold only some partitions). */
-  nats?: { servers: string; prefix: string; partialLogs?: boolean } | undefined;
+  nats?: { servers: string[]; prefix: string; replicas?: number | undefined; partialLogs?: boolean } | undefined;
   /** Cluster: run none of the projections until `place` says which (undefined: run them all). */
   placed?: boolean;
 }

@@ -22,7 +22,7 @@ export class JetStreamFeed {
 
   constructor(
     private readonly projector: () => Projector,
-    private readonly options: { servers: string; prefix: string; logger: Logger; onProgress: () => void },
+    private readonly options: { servers: string | string[]; prefix: string; replicas?: number | undefined; logger: Logger; onProgress: () => void },
   ) {}
 
   /** Starts consuming; while NATS cannot be reached it keeps trying, with a growing delay. */
@@ -45,6 +45,7 @@ export class JetStreamFeed {
     this.subscription = await consumePartitionBatches({
       servers: this.options.servers,
       prefix: this.options.prefix,
+      replicas: this.options.replicas,
       startStreamSeq: fromStreamSeq,
       onMessages: (messages) => this.onMessages(messages),
       logger: this.options.logger,

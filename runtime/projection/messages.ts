@@ -12,7 +12,7 @@ export interface ProjectorWorkerData {
    * shard files hold only some partitions (a cluster node), so a rebuild, which reads them,
    * is completed from the whole stream after it switches.
    */
-  nats?: { servers: string; prefix: string; partialLogs?: boolean } | undefined;
+  nats?: { servers: string[]; prefix: string; replicas?: number | undefined; partialLogs?: boolean } | undefined;
   /** The projections to run (a cluster node runs those placed on it; undefined: all of them). */
   run?: readonly string[] | undefined;
 }

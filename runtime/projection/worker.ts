@@ -63,8 +63,8 @@ const logger: Logger = {
 function startRunning(runner: ProjectionRunner): void {
   runner.running = true;
   if (config.nats !== undefined) {
-    const { servers, prefix } = config.nats;
-    const feed = new JetStreamFeed(() => runner.serving, { servers, prefix, logger, onProgress: () => reportProgress() });
+    const { servers, prefix, replicas } = config.nats;
+    const feed = new JetStreamFeed(() => runner.serving, { servers, prefix, replicas, logger, onProgress: () => reportProgress() });
     runner.feed = feed;
     runner.partialLogs = config.nats.partialLogs === true;
     void feed.start();

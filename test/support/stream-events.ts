@@ -4,7 +4,7 @@ import type { BusEvent } from '../../runtime/bus/bus-event.ts';
 import { decodeBatch, streamNameOf } from '../../runtime/bus/event-message.ts';
 
 /** Every event in the JetStream event stream, in stream order: what the cluster acknowledged. */
-export async function streamEvents(servers: string, prefix = 'shardlog'): Promise<BusEvent[]> {
+export async function streamEvents(servers: string | string[], prefix = 'shardlog'): Promise<BusEvent[]> {
   const nc = await connect({ servers });
   try {
     const jsm = await jetstreamManager(nc);

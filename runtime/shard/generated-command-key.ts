@@ -4,12 +4,37 @@
  * its time in milliseconds, records older than a cutoff form one key range: retention deletes
  * that range instead of keeping an index by time.
  */
-const canonicalUuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const dashes = new Set([8, 13, 18, 23]);
 
-/** The bytes of a canonical UUID, or undefined for any other id (a client's key). */
+/** A lowercase hex digit's value, or -1. */
+function nibble(code: number): number {
+  if (code >= 48 && code <= 57) return code - 48;
+  if (code >= 97 && code <= 102) return code - 87;
+  return -1;
+}
+
+/**
+ * The bytes of a canonical (lowercase, hyphenated) UUID, or undefined for any other id (a
+ * client's key). Decoded by hand: a regex, `replaceAll` and `Buffer.from(hex)` cost about
+ * 5 µs per command on the shard thread (`--cpu-prof`), this a fraction of that.
+ */
 export function generatedCommandKey(commandId: string): Buffer | undefined {
-  if (commandId.length !== 36 || !canonicalUuid.test(commandId)) return undefined;
-  return Buffer.from(commandId.replaceAll('-', ''), 'hex');
+  if (commandId.length !== 36) return undefined;
+  const key = Buffer.allocUnsafe(16);
+  let byte = 0;
+  for (let index = 0; index < 36; ) {
+    if (dashes.has(index)) {
+      if (commandId.charCodeAt(index) !== 45) return undefined;
+      index += 1;
+      continue;
+    }
+    const high = nibble(commandId.charCodeAt(index));
+    const low = nibble(commandId.charCodeAt(index + 1));
+    if (high < 0 || low < 0) return undefined;
+    key[byte++] = (high << 4) | low;
+    index += 2;
+  }
+  return key;
 }
 
 /** The canonical text of a key made by `generatedCommandKey`. */

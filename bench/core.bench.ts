@@ -3,6 +3,8 @@
  * all measured in this one run: raw better-sqlite3 writing the same rows in transactions of
  * the batch size the runtime used, and Emmett's SQLite event store on the same workload.
  * The raw limit writes the same rows as the runtime, command ids included (time-ordered UUIDv7).
+ * Two more bounds of the same run: the bare architecture pipeline (bench/baselines/) and a
+ * one-table raw append (one event row per command, nothing else), both at the same batch size.
  * Knobs: BENCH_SECONDS (measured seconds per closed-loop run, default 10),
  * BENCH_MEMORY_ACCOUNTS (default 1,000,000), BENCH_SKIP_MEMORY=1, BENCH_SKIP_PEER=1.
  */
@@ -20,8 +22,10 @@ import { decodeStored, decodeWire, encodeStored, encodeWire } from '../runtime/c
 import { newCommandId } from '../runtime/command-id.ts';
 import { decide, evolve } from '../runtime/define/execute.ts';
 import { createRuntime, type Durability } from '../runtime/index.ts';
+import { generatedCommandKey } from '../runtime/shard/generated-command-key.ts';
 import { migrate } from '../runtime/shard/migrations.ts';
 import { ShardLog, type BatchWrite } from '../runtime/shard/shard-log.ts';
+import { startBarePipeline } from './baselines/bare-pipeline.ts';
 import { benchEmmettBank, probeEmmettConfigurations } from './peers/emmett.ts';
 import { round } from './support/latency.ts';
 import { closedLoop, openLoop } from './support/load.ts';
@@ -32,6 +36,8 @@ const inFlight = 64;
 const durationMs = envNumber('BENCH_SECONDS', 10) * 1_000;
 const warmupMs = Math.min(3_000, durationMs / 3);
 const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
+
+const generatedKey = (now: number): Buffer => generatedCommandKey(newCommandId(now))!;
 
 function tempDir(): { dir: string; remove: () => void } {
   const dir = mkdtempSync(join(tmpdir(), 'shardlog-bench-'));
@@ -54,11 +60,11 @@ async function hotPieces(): Promise<ResultRow[]> {
   let seq = 0;
   const appendBatch = (): BatchWrite => {
     const now = Date.now();
-    const write: BatchWrite = { events: [], commands: [], snapshots: [] };
+    const write: BatchWrite = { events: [], commands: [], generatedCommands: [], snapshots: [] };
     for (let index = 0; index < 64; index++) {
       seq += 1;
       write.events.push({ partition: 0, seq, stream: `account/acc-${seq}`, version: 1, type: 'Deposited', schema_version: 1, data: stored, meta: stored, recorded_at: now });
-      write.commands.push({ id: newCommandId(now), stream: `account/acc-${seq}`, fingerprint: stored, result: stored, recorded_at: now });
+      write.generatedCommands!.push({ key: generatedKey(now), partition: 0, seq, events: 1, fingerprint: stored, stream: null, result: null });
     }
     return write;
   };
@@ -150,11 +156,10 @@ function rawSqlite(durability: Durability, batchSize: number): ResultRow {
   const insertEvent = db.prepare(
     'INSERT INTO events (partition, seq, stream, version, type, schema_version, data, meta, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
   );
-  const insertCommand = db.prepare('INSERT INTO commands (id, stream, fingerprint, result, recorded_at) VALUES (?, ?, ?, ?, ?)');
+  const insertCommand = db.prepare('INSERT INTO command_ids (id, partition, seq, events, fingerprint, stream, result) VALUES (?, ?, ?, ?, ?, NULL, NULL)');
   const data = encodeStored({ amount: 1 });
   const meta = encodeStored({ commandId: randomUUID() });
   const fingerprint = Buffer.alloc(32, 7);
-  const result = encodeStored({ ok: true, result: { version: 12, position: '17:1234', events: [{ type: 'Deposited', version: 12 }] } });
   const versions = new Map<number, number>();
   let seq = 0;
   const transaction = db.transaction((size: number) => {
@@ -163,9 +168,10 @@ function rawSqlite(durability: Durability, batchSize: number): ResultRow {
       const account = Math.floor(Math.random() * accounts);
       const version = (versions.get(account) ?? 0) + 1;
       versions.set(account, version);
+      const partition = account % 64;
       seq += 1;
-      insertEvent.run(0, seq, `account/acc-${account}`, version, 'Deposited', 1, data, meta, now);
-      insertCommand.run(newCommandId(now), `account/acc-${account}`, fingerprint, result, now);
+      insertEvent.run(partition, seq, `account/acc-${account}`, version, 'Deposited', 1, data, meta, now);
+      insertCommand.run(generatedKey(now), partition, seq, 1, fingerprint);
     }
   });
   const size = Math.max(1, Math.round(batchSize));
@@ -182,6 +188,46 @@ function rawSqlite(durability: Durability, batchSize: number): ResultRow {
   return { name: `raw better-sqlite3, ${size} rows/tx (${durability})`, opsPerSec: round(commands / seconds, 0), p50Ms: Number.NaN, p99Ms: Number.NaN };
 }
 
+/** The one-table raw append: one short event row per command, keyed by a global seq, nothing else. */
+function oneTableAppend(batchSize: number): ResultRow {
+  const temp = tempDir();
+  const db = new Database(join(temp.dir, 'one-table.db'));
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = FULL');
+  db.exec('CREATE TABLE events (seq INTEGER PRIMARY KEY, stream TEXT NOT NULL, version INTEGER NOT NULL, data BLOB NOT NULL)');
+  const insert = db.prepare<[number, string, number, Buffer]>('INSERT INTO events (seq, stream, version, data) VALUES (?, ?, ?, ?)');
+  const data = encodeStored({ amount: 1 });
+  let seq = 0;
+  const transaction = db.transaction((size: number) => {
+    for (let index = 0; index < size; index++) insert.run(++seq, `account/acc-${Math.floor(Math.random() * accounts)}`, seq, data);
+  });
+  const size = Math.max(1, Math.round(batchSize));
+  const started = performance.now();
+  const ends = started + durationMs;
+  let rows = 0;
+  while (performance.now() < ends) {
+    transaction(size);
+    rows += size;
+  }
+  const seconds = (performance.now() - started) / 1_000;
+  db.close();
+  temp.remove();
+  return { name: `raw one-table append, ${size} rows/tx (fsync)`, opsPerSec: round(rows / seconds, 0), p50Ms: Number.NaN, p99Ms: Number.NaN };
+}
+
+/** The bare architecture pipeline (bench/baselines/bare-pipeline.ts) on the same closed loop. */
+async function barePipeline(): Promise<ResultRow> {
+  const temp = tempDir();
+  const bare = startBarePipeline(temp.dir);
+  try {
+    const result = await closedLoop(() => bare.deposit(`account/acc-${Math.floor(Math.random() * accounts)}`, 1), { inFlight, warmupMs, durationMs });
+    return { name: `bare pipeline (piscina + msgpackr + one tx per batch), ${inFlight} in flight (fsync)`, opsPerSec: round(result.opsPerSec, 0), ...result.latencies.summary(), failures: result.failures };
+  } finally {
+    await bare.close();
+    temp.remove();
+  }
+}
+
 function memory(): Record<string, unknown> | undefined {
   if (process.env.BENCH_SKIP_MEMORY === '1') return undefined;
   const script = fileURLToPath(new URL('./core-memory.ts', import.meta.url));
@@ -192,11 +238,13 @@ function memory(): Record<string, unknown> | undefined {
 export async function runCore(): Promise<void> {
   const rows: ResultRow[] = [];
   rows.push(...(await hotPieces()));
+  const bare = await barePipeline();
   const fsync = await runtimeClosedLoop('fsync');
   const relaxed = await runtimeClosedLoop('relaxed');
   const rawFsync = rawSqlite('fsync', fsync.meanBatch);
   const rawRelaxed = rawSqlite('relaxed', relaxed.meanBatch);
-  rows.push(fsync.row, ...fsync.openLoops, relaxed.row, rawFsync, rawRelaxed);
+  const oneTable = oneTableAppend(fsync.meanBatch);
+  rows.push(fsync.row, ...fsync.openLoops, relaxed.row, bare, rawFsync, rawRelaxed, oneTable);
 
   let emmett: Awaited<ReturnType<typeof benchEmmettBank>> | undefined;
   let emmettProbes: Awaited<ReturnType<typeof probeEmmettConfigurations>> | undefined;
@@ -214,6 +262,8 @@ export async function runCore(): Promise<void> {
   const memoryResult = memory();
   report('core', rows, {
     ratios: {
+      core_vs_bare_pipeline: round(fsync.row.opsPerSec / bare.opsPerSec, 3),
+      core_vs_one_table_append: round(fsync.row.opsPerSec / oneTable.opsPerSec, 3),
       core_vs_raw_sqlite: round(fsync.row.opsPerSec / rawFsync.opsPerSec, 3),
       core_vs_raw_sqlite_relaxed: round(relaxed.row.opsPerSec / rawRelaxed.opsPerSec, 3),
       core_vs_emmett: emmett === undefined ? null : round(fsync.row.opsPerSec / emmett.opsPerSec, 1),

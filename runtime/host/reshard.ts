@@ -7,7 +7,7 @@ import { ShardLog } from '../shard/shard-log.ts';
 import { readMeta, writeMetaAtomically, type DataDirMeta } from './data-dir.ts';
 import { DataDirLock } from './data-dir-lock.ts';
 
-const tables = ['events', 'commands', 'snapshots', 'relay'] as const;
+const tables = ['events', 'commands', 'command_ids', 'snapshots', 'relay'] as const;
 type Table = (typeof tables)[number];
 const copyChunk = 5_000;
 
@@ -81,11 +81,13 @@ function buildNextShards(directory: string, meta: DataDirMeta, shards: number, o
     return db;
   });
   try {
-    const totalRows = sources.reduce((sum, db) => sum + tables.reduce((rows, table) => rows + (db.prepare(`SELECT COUNT(*) AS n FROM ${table}`).get() as { n: number }).n, 0), 0);
+    // A source not opened since an upgrade lacks the tables of later migrations: it has no rows for them.
+    const tablesOf = (db: Database.Database) => tables.filter((table) => db.prepare('SELECT 1 FROM sqlite_schema WHERE type = ? AND name = ?').get('table', table) !== undefined);
+    const totalRows = sources.reduce((sum, db) => sum + tablesOf(db).reduce((rows, table) => rows + (db.prepare(`SELECT COUNT(*) AS n FROM ${table}`).get() as { n: number }).n, 0), 0);
     let copiedRows = 0;
     const inserts = targets.map((db) => Object.fromEntries(tables.map((table) => [table, insertStatement(db, table)])) as Record<Table, Database.Statement>);
     for (const source of sources) {
-      for (const table of tables) {
+      for (const table of tablesOf(source)) {
         const rows = source.prepare(`SELECT * FROM ${table}`).raw(false);
         let chunk: Record<string, unknown>[] = [];
         const flush = () => {
@@ -118,7 +120,7 @@ function insertStatement(db: Database.Database, table: Table): Database.Statemen
 }
 
 function targetShard(table: Table, row: Record<string, unknown>, partitions: number, shards: number): number {
-  const partition = table === 'events' || table === 'relay' ? (row.partition as number) : partitionOf(row.stream as string, partitions);
+  const partition = table === 'events' || table === 'relay' || table === 'command_ids' ? (row.partition as number) : partitionOf(row.stream as string, partitions);
   return shardOf(partition, shards);
 }
 

@@ -8,6 +8,7 @@ import type { BusEvent } from '../bus/bus-event.ts';
 import type { CommandEnvelope, CommandReply, ShardWorkerData } from '../protocol.ts';
 import type { Actor, ActorCache } from './actor-cache.ts';
 import { loadActor } from './actor-loader.ts';
+import { generatedCommandKey } from './generated-command-key.ts';
 import type { BatchWrite, ShardLog } from './shard-log.ts';
 
 /** The command-side state of one batch, before it commits. */
@@ -69,7 +70,7 @@ export class GroupCommit {
     this.lastNow = Math.max(this.lastNow, Date.now());
     const batch: Batch = {
       now: this.lastNow,
-      write: { events: [], commands: [], snapshots: [] },
+      write: { events: [], commands: [], generatedCommands: [], snapshots: [] },
       touched: new Map(),
       seqBefore: new Map(),
       seen: new Map(),
@@ -94,7 +95,7 @@ export class GroupCommit {
     }
     const heads: number[] = [];
     let committed = false;
-    if (batch.write.commands.length > 0 && this.commit(batch, replies)) {
+    if (batch.writing.size > 0 && this.commit(batch, replies)) {
       committed = true;
       for (const partition of batch.seqBefore.keys()) heads.push(partition, this.lastSeq.get(partition)!);
     }
@@ -171,7 +172,15 @@ export class GroupCommit {
     }
     batch.seen.set(command.commandId, { fingerprint, index });
     batch.writing.add(index);
-    batch.write.commands.push({ id: command.commandId, stream, fingerprint, result: encodeStored(reply), recorded_at: batch.now });
+    const key = command.freshId ? generatedCommandKey(command.commandId) : undefined;
+    if (key === undefined) {
+      batch.write.commands.push({ id: command.commandId, stream, fingerprint, result: encodeStored(reply), recorded_at: batch.now });
+    } else if (reply.ok && reply.result.events.length > 0) {
+      const events = reply.result.events.length;
+      batch.write.generatedCommands!.push({ key, partition, seq: this.lastSeq.get(partition)!, events, fingerprint, stream: null, result: null });
+    } else {
+      batch.write.generatedCommands!.push({ key, partition, seq: null, events: 0, fingerprint, stream, result: encodeStored(reply) });
+    }
     return reply;
   }
 

@@ -40,6 +40,19 @@ const migrations: readonly string[] = [
      key TEXT PRIMARY KEY,
      value TEXT NOT NULL
    ) WITHOUT ROWID;`,
+  // Commands whose id the runtime generated (the common case): a 16-byte UUIDv7 key, pruned
+  // by key range, so no time index; a command that appended events keeps only where they
+  // are (its reply is rebuilt from them), so no result blob and no stream name either.
+  // Records written before this migration stay in `commands` until retention prunes them.
+  `CREATE TABLE command_ids (
+     id BLOB PRIMARY KEY,
+     partition INTEGER NOT NULL,
+     seq INTEGER,
+     events INTEGER NOT NULL,
+     fingerprint BLOB NOT NULL,
+     stream TEXT,
+     result BLOB
+   ) WITHOUT ROWID;`,
 ];
 
 export const schemaVersion = migrations.length;

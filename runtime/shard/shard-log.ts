@@ -1,6 +1,9 @@
 import Database from 'better-sqlite3';
 import type { Durability } from '../protocol.ts';
-import { decodeStored } from '../codec.ts';
+import { decodeStored, encodeStored } from '../codec.ts';
+import { formatPosition } from '../partitioning.ts';
+import type { CommandReply } from '../protocol.ts';
+import { generatedCommandKey, generatedKeyFloor } from './generated-command-key.ts';
 import { migrate } from './migrations.ts';
 
 export interface EventRow {
@@ -23,6 +26,22 @@ export interface CommandRow {
   recorded_at: number;
 }
 
+/**
+ * The record of a command whose id the runtime generated. One that appended events stores
+ * only where its events are (`seq` of the last, `events` how many); its reply is rebuilt from
+ * them. Any other outcome (a rejection, no events) stores its stream and encoded reply.
+ */
+export type GeneratedCommandRow =
+  | { key: Buffer; partition: number; seq: number; events: number; fingerprint: Buffer; stream: null; result: null }
+  | { key: Buffer; partition: number; seq: null; events: 0; fingerprint: Buffer; stream: string; result: Buffer };
+
+/** A command's record as lookups return it, whichever table holds it. */
+export interface StoredCommand {
+  stream: string;
+  fingerprint: Buffer;
+  result: Buffer;
+}
+
 export interface SnapshotRow {
   stream: string;
   version: number;
@@ -33,7 +52,9 @@ export interface SnapshotRow {
 /** Everything one group commit writes, in one transaction. */
 export interface BatchWrite {
   events: EventRow[];
+  /** Records of commands with a client's id (`Idempotency-Key`). */
   commands: CommandRow[];
+  generatedCommands?: GeneratedCommandRow[];
   snapshots: SnapshotRow[];
 }
 
@@ -51,14 +72,18 @@ export class ShardLog {
   private readonly db: Database.Database;
   private readonly insertEvent;
   private readonly insertCommand;
+  private readonly insertGeneratedCommand;
   private readonly upsertSnapshot;
   private readonly selectCommand;
+  private readonly selectGeneratedCommand;
+  private readonly selectCommandEvents;
   private readonly selectSnapshot;
   private readonly selectStreamAfter;
   private readonly selectStreamRange;
   private readonly selectStreamUntilTime;
   private readonly selectPartitionAfter;
   private readonly deleteOldCommands;
+  private readonly deleteOldGeneratedCommands;
   private readonly upsertPublished;
   private readonly commitBatch: (batch: BatchWrite) => void;
 
@@ -91,11 +116,20 @@ export class ShardLog {
     this.insertCommand = this.db.prepare<[string, string, Buffer, Buffer, number]>(
       'INSERT INTO commands (id, stream, fingerprint, result, recorded_at) VALUES (?, ?, ?, ?, ?)',
     );
+    this.insertGeneratedCommand = this.db.prepare<[Buffer, number, number | null, number, Buffer, string | null, Buffer | null]>(
+      'INSERT INTO command_ids (id, partition, seq, events, fingerprint, stream, result) VALUES (?, ?, ?, ?, ?, ?, ?)',
+    );
     this.upsertSnapshot = this.db.prepare<SnapshotRow>(
       `INSERT INTO snapshots (stream, version, state, schema) VALUES (@stream, @version, @state, @schema)
        ON CONFLICT (stream) DO UPDATE SET version = excluded.version, state = excluded.state, schema = excluded.schema`,
     );
     this.selectCommand = this.db.prepare<[string], CommandRow>('SELECT * FROM commands WHERE id = ?');
+    this.selectGeneratedCommand = this.db.prepare<[Buffer], Omit<GeneratedCommandRow, 'key'>>(
+      'SELECT partition, seq, events, fingerprint, stream, result FROM command_ids WHERE id = ?',
+    );
+    this.selectCommandEvents = this.db.prepare<[number, number, number], { stream: string; type: string; version: number }>(
+      'SELECT stream, type, version FROM events WHERE partition = ? AND seq > ? AND seq <= ? ORDER BY seq',
+    );
     this.selectSnapshot = this.db.prepare<[string], SnapshotRow>('SELECT * FROM snapshots WHERE stream = ?');
     this.selectStreamAfter = this.db.prepare<[string, number, number], EventRow>(
       'SELECT * FROM events WHERE stream = ? AND version > ? ORDER BY version LIMIT ?',
@@ -110,6 +144,9 @@ export class ShardLog {
     this.deleteOldCommands = this.db.prepare<[number, number]>(
       'DELETE FROM commands WHERE id IN (SELECT id FROM commands WHERE recorded_at < ? LIMIT ?)',
     );
+    this.deleteOldGeneratedCommands = this.db.prepare<[Buffer, number]>(
+      'DELETE FROM command_ids WHERE id IN (SELECT id FROM command_ids WHERE id < ? LIMIT ?)',
+    );
     this.upsertPublished = this.db.prepare<[number, number]>(
       `INSERT INTO relay (partition, published_seq) VALUES (?, ?)
        ON CONFLICT (partition) DO UPDATE SET published_seq = MAX(published_seq, excluded.published_seq)`,
@@ -117,6 +154,7 @@ export class ShardLog {
     this.commitBatch = this.db.transaction((batch: BatchWrite) => {
       for (const e of batch.events) this.insertEvent.run(e.partition, e.seq, e.stream, e.version, e.type, e.schema_version, e.data, e.meta, e.recorded_at);
       for (const c of batch.commands) this.insertCommand.run(c.id, c.stream, c.fingerprint, c.result, c.recorded_at);
+      for (const c of batch.generatedCommands ?? []) this.insertGeneratedCommand.run(c.key, c.partition, c.seq, c.events, c.fingerprint, c.stream, c.result);
       for (const snapshot of batch.snapshots) this.upsertSnapshot.run(snapshot);
     });
   }
@@ -166,8 +204,25 @@ export class ShardLog {
     this.commitBatch(batch);
   }
 
-  findCommand(id: string): CommandRow | undefined {
-    return this.selectCommand.get(id);
+  /**
+   * The record of a command id, from whichever table holds it: a generated id may also sit
+   * in `commands` (written before migration 2, or copied from the stream in a handoff).
+   */
+  findCommand(id: string): StoredCommand | undefined {
+    const key = generatedCommandKey(id);
+    const generated = key === undefined ? undefined : this.selectGeneratedCommand.get(key);
+    if (generated === undefined) return this.selectCommand.get(id);
+    if (generated.seq === null) return { stream: generated.stream!, fingerprint: generated.fingerprint, result: generated.result! };
+    const events = this.selectCommandEvents.all(generated.partition, generated.seq - generated.events, generated.seq);
+    const last = events.at(-1);
+    if (last === undefined || events.length !== generated.events) {
+      throw new Error(`shard log ${this.db.name}: the events of command ${id} (${generated.partition}:${generated.seq}) are missing`);
+    }
+    const reply: CommandReply = {
+      ok: true,
+      result: { version: last.version, position: formatPosition(generated.partition, generated.seq), events: events.map(({ type, version }) => ({ type, version })) },
+    };
+    return { stream: last.stream, fingerprint: generated.fingerprint, result: encodeStored(reply) };
   }
 
   snapshot(stream: string): SnapshotRow | undefined {
@@ -223,10 +278,15 @@ export class ShardLog {
         .prepare<[number, number], { stream: string; meta: Buffer | null }>('SELECT stream, meta FROM events WHERE partition = ? AND seq > ?')
         .all(partition, afterSeq);
       const deleteCommand = this.db.prepare<[string]>('DELETE FROM commands WHERE id = ?');
+      const deleteGeneratedCommand = this.db.prepare<[Buffer]>('DELETE FROM command_ids WHERE id = ?');
       const deleteSnapshot = this.db.prepare<[string]>('DELETE FROM snapshots WHERE stream = ?');
       for (const { stream, meta } of dropped) {
         const commandId = meta === null ? undefined : decodeStored<{ commandId?: unknown }>(meta).commandId;
-        if (typeof commandId === 'string') deleteCommand.run(commandId);
+        if (typeof commandId === 'string') {
+          deleteCommand.run(commandId);
+          const key = generatedCommandKey(commandId);
+          if (key !== undefined) deleteGeneratedCommand.run(key);
+        }
         deleteSnapshot.run(stream);
       }
       this.db.prepare<[number, number]>('DELETE FROM events WHERE partition = ? AND seq > ?').run(partition, afterSeq);
@@ -248,9 +308,14 @@ export class ShardLog {
     })();
   }
 
-  /** Deletes at most `limit` command records older than the cutoff; returns how many. */
+  /**
+   * Deletes at most `limit` command records older than the cutoff; returns how many. A
+   * generated id's age is the time in its key (the gateway's clock when it made the id).
+   */
   pruneCommands(recordedBefore: number, limit: number): number {
-    return this.deleteOldCommands.run(recordedBefore, limit).changes;
+    const generated = this.deleteOldGeneratedCommands.run(generatedKeyFloor(recordedBefore), limit).changes;
+    if (generated >= limit) return generated;
+    return generated + this.deleteOldCommands.run(recordedBefore, limit - generated).changes;
   }
 
   close(): void {

@@ -21,6 +21,7 @@ import { connect } from '@nats-io/transport-node';
 import { clusterReport, partitionOf } from '../runtime/index.ts';
 import { startNatsServer, type NatsServer } from '../test/support/nats-server.ts';
 import { startNodeProcess, type NodeProcess } from '../test/support/node-process.ts';
+import { measureReplicas } from './cluster-replicas.ts';
 import { cpuCap, type CpuCap } from './support/cpu-cap.ts';
 import { Latencies, round } from './support/latency.ts';
 import { closedLoop, openLoop } from './support/load.ts';
@@ -161,6 +162,7 @@ interface Deployment {
   nats: NatsServer | undefined;
   nodes: NodeProcess[];
   pids: () => number[];
+  stopped: boolean;
 }
 
 async function deploy(size: number, clustered: boolean, cap: CpuCap, all: NodeProcess[]): Promise<Deployment> {
@@ -178,7 +180,7 @@ async function deploy(size: number, clustered: boolean, cap: CpuCap, all: NodePr
   const label = clustered ? `${size} node${size === 1 ? '' : 's'}` : '1 node, standalone (no NATS)';
   await Promise.all(Array.from({ length: accounts }, (_, index) => post(nodes[index % nodes.length]!.url, `/commands/account/acc-${index}/open`, { owner: `owner-${index % 50}` })));
   const pids = () => [...nodes.map((node) => node.process.pid!), ...(nats?.pid() === undefined ? [] : [nats.pid()!])];
-  return { label, nats, nodes, pids };
+  return { label, nats, nodes, pids, stopped: false };
 }
 
 interface ScalePoint {
@@ -303,6 +305,8 @@ async function leaveUnderLoad(nats: NatsServer, [n1, n2, n3]: NodeProcess[], thr
 }
 
 async function stopDeployment(deployment: Deployment): Promise<void> {
+  if (deployment.stopped) return;
+  deployment.stopped = true;
   for (const node of deployment.nodes) {
     if (process.env.BENCH_NODE_LOG !== undefined) writeFileSync(`bench-cluster-${deployment.nodes.length}-${node.nodeId}.log`, node.output());
     node.signal('SIGKILL');
@@ -343,7 +347,10 @@ export async function runCluster(): Promise<void> {
       ]);
       const [standalone, one, two, threeNodes] = points as [ScalePoint, ScalePoint, ScalePoint, ScalePoint];
       const best = (point: ScalePoint) => point.ownerRouted ?? point.roundRobin;
-      report('cluster', [...scaleRows, ...rows], {
+      // The 3-node cluster stops before the replica runs, which start a 3-server NATS cluster of their own.
+      await stopDeployment(three);
+      const replicaRows = await measureReplicas(durationMs / 1_000);
+      report('cluster', [...scaleRows, ...rows, ...replicaRows], {
         setup: {
           partitions,
           shardsPerNode: 1,
@@ -377,6 +384,7 @@ export async function runCluster(): Promise<void> {
         forwarding: { localP50Ms: rows[0]!.p50Ms, forwardedP50Ms: rows[1]!.p50Ms, addedP50Ms: round(rows[1]!.p50Ms - rows[0]!.p50Ms, 3), addedP99Ms: round(rows[1]!.p99Ms - rows[0]!.p99Ms, 3) },
         natsLimitPublishesPerSec: rows[2]!.opsPerSec,
         handoff: leave.handoff,
+        replicas: { r1OpsPerSec: replicaRows[0]!.opsPerSec, r3OpsPerSec: replicaRows[1]!.opsPerSec, r3OverR1: replicaRows[1]!.ratioToR1, streamLeaderLoss: replicaRows[2] },
       });
     } finally {
       await stopDeployment(three);

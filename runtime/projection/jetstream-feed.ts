@@ -107,6 +107,12 @@ export class JetStreamFeed {
       setTimeout(() => this.restart(1), delayMs).unref();
       return false;
     }
+    if (outcomes.includes('storage-failed')) {
+      this.options.logger.warn({ err: projector.lastStorageFailure, streamSeq: round[0]!.streamSeq }, 'cannot write the view file (disk full or I/O error): nothing applied; consuming again from the checkpoints');
+      this.paused = true;
+      setTimeout(() => this.restart(), 0).unref();
+      return false;
+    }
     if (outcomes.includes('halted')) {
       // Later messages must wait for the halt to be lifted; they are fetched again then.
       this.paused = true;

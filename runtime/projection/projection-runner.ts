@@ -35,6 +35,8 @@ export interface RunnerHooks {
   /** Reads of this view must stop before its file is replaced; resolves once they have. */
   closeReaders(name: string): Promise<void>;
   switched(name: string, file: string, checkpoints: number[]): void;
+  /** The view file could not be written (disk full, I/O error): nothing was applied; tried again next step. */
+  storageFailed(name: string, error: unknown): void;
 }
 
 /**
@@ -114,7 +116,10 @@ export class ProjectionRunner {
         batches.push({ partition, firstSeq: events[0]!.seq, events });
       }
       if (batches.length === 0) break;
-      await projector.applyAll(batches);
+      if ((await projector.applyAll(batches)).includes('storage-failed')) {
+        this.hooks.storageFailed(this.projection.name, projector.lastStorageFailure);
+        break;
+      }
     }
     return used;
   }

@@ -6,6 +6,7 @@ import type { App } from '../define/app.ts';
 import { upcast } from '../define/execute.ts';
 import { handlerOf, keyFunctionOf, type AnyProjection, type ProjectionContext, type ProjectionEvent } from '../define/projection.ts';
 import { formatPosition } from '../partitioning.ts';
+import { isStorageFailure } from './storage-failure.ts';
 import { openViewForWriting, type DeadLetterRow } from './view-store.ts';
 
 /** Why an event stopped the projection, while it is halted. */
@@ -16,9 +17,12 @@ export interface Halt {
   error: string;
 }
 
-export type ApplyOutcome = 'applied' | 'skipped' | 'gap' | 'halted';
+/** `storage-failed`: the view file could not be written (disk full, I/O error); nothing was applied, try again later. */
+export type ApplyOutcome = 'applied' | 'skipped' | 'gap' | 'halted' | 'storage-failed';
 
 const firstRetryDelayMs = 50;
+/** How long to wait before writing to a view file that failed (disk full, I/O error) again. */
+const storageRetryDelayMs = 1_000;
 
 /**
  * One projection version folding events into its view file. Each partition batch is applied
@@ -29,6 +33,8 @@ export class Projector {
   readonly db: Database.Database;
   private readonly checkpoints = new Map<number, number>();
   private halt: Halt | undefined;
+  /** The last failure to write the view file, for the log. */
+  lastStorageFailure: unknown;
   private readonly context: ProjectionContext;
   private readonly selectDoc;
   private readonly upsertDoc;
@@ -113,7 +119,8 @@ export class Projector {
     try {
       this.applyInTransaction(runs, streamSeq);
       return outcomes;
-    } catch {
+    } catch (error) {
+      if (isStorageFailure(error)) return this.storageFailed(outcomes, runs, error);
       // Some handler failed: find which event, retrying each alone, then park it.
       for (const run of runs) {
         if (this.halt !== undefined) {
@@ -121,7 +128,9 @@ export class Projector {
           continue;
         }
         for (const event of run.events) {
-          if ((await this.applyWithRetries(event)) === 'halted') {
+          const outcome = await this.applyWithRetries(event);
+          if (outcome === 'storage-failed') return this.storageFailed(outcomes, runs, this.lastStorageFailure);
+          if (outcome === 'halted') {
             outcomes[run.index] = 'halted';
             break;
           }
@@ -131,18 +140,36 @@ export class Projector {
     }
   }
 
-  private async applyWithRetries(event: BusEvent): Promise<'applied' | 'halted'> {
+  /** The view file could not be written: nothing more is applied now; the caller tries again after a pause. */
+  private async storageFailed(outcomes: ApplyOutcome[], runs: readonly { index: number }[], error: unknown): Promise<ApplyOutcome[]> {
+    this.lastStorageFailure = error;
+    for (const run of runs) if (outcomes[run.index] === 'applied') outcomes[run.index] = 'storage-failed';
+    await sleep(storageRetryDelayMs);
+    return outcomes;
+  }
+
+  private async applyWithRetries(event: BusEvent): Promise<'applied' | 'halted' | 'storage-failed'> {
     let lastError: unknown;
     for (let attempt = 1; attempt <= this.attempts; attempt++) {
       try {
         this.applyInTransaction([{ partition: event.partition, events: [event] }]);
         return 'applied';
       } catch (error) {
+        if (isStorageFailure(error)) {
+          this.lastStorageFailure = error;
+          return 'storage-failed';
+        }
         lastError = error;
         if (attempt < this.attempts) await sleep(firstRetryDelayMs * 2 ** (attempt - 1));
       }
     }
-    return this.park(event, lastError);
+    try {
+      return this.park(event, lastError);
+    } catch (error) {
+      if (!isStorageFailure(error)) throw error;
+      this.lastStorageFailure = error;
+      return 'storage-failed';
+    }
   }
 
   private park(event: BusEvent, error: unknown): 'applied' | 'halted' {

@@ -50,6 +50,7 @@ for (const projection of app.projections) {
           send({ type: 'close-readers', name });
         }),
       switched: (name, file, checkpoints) => send({ type: 'switched', name, file, checkpoints }),
+      storageFailed: (name, error) => send({ type: 'log', level: 'warn', details: { projection: name, err: String(error) }, message: 'cannot write the view file (disk full or I/O error): nothing applied, trying again' }),
     }),
   );
 }

@@ -137,6 +137,16 @@ export class Metrics {
     counter('shardlog_cluster_handoffs_in_total', 'Partitions this node took over (caught up from JetStream, then served).', (counters) => counters.handoffsIn);
     counter('shardlog_cluster_handoffs_out_total', 'Partitions this node handed off gracefully.', (counters) => counters.handoffsOut);
     counter('shardlog_cluster_fenced_total', 'Partitions this node stopped serving because another node wrote to them.', (counters) => counters.fenced);
+    counter('shardlog_cluster_head_messages_total', "Other nodes' published batches this node received to learn partition heads (only while a GET /events stream is open here).", (counters) => counters.headMessages);
+    new Gauge({
+      name: 'shardlog_cluster_head_followers',
+      help: "GET /events streams on this node following every node's partition heads; at 0 the node receives no published batch.",
+      registers,
+      collect() {
+        const current = status();
+        if (current !== undefined) this.set(current.counters.headFollowers);
+      },
+    });
     new Gauge({
       name: 'shardlog_cluster_owned_partitions',
       help: 'Partitions this node serves now.',

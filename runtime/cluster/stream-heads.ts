@@ -11,6 +11,8 @@ export interface StreamHeadsOptions {
   prefix: string;
   host: Pick<ClusterHost, 'partitions' | 'streamHead'>;
   logger: Logger;
+  /** How long learning the heads may take before following fails (default 5,000 ms). */
+  learnWithinMs?: number;
 }
 
 export interface StreamHeadCounters {
@@ -122,14 +124,23 @@ export class StreamHeads {
       },
     });
     this.subscription = subscription;
+    let timer: NodeJS.Timeout | undefined;
+    const learnWithinMs = this.options.learnWithinMs ?? 5_000;
     try {
-      // The server has the subscription once it answers anything after it: from then on no publish is missed.
-      await nc.flush();
-      await this.readHeads();
+      await Promise.race([
+        // The server has the subscription once it answers anything after it: from then on no publish is missed.
+        nc.flush().then(() => this.readHeads()),
+        // A flush waits for a reconnect however long it takes: a stream opening meanwhile fails instead.
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`NATS did not answer within ${learnWithinMs} ms`)), learnWithinMs);
+        }),
+      ]);
     } catch (error) {
       if (this.subscription === subscription) this.unsubscribe();
       else subscription.unsubscribe();
       throw error;
+    } finally {
+      clearTimeout(timer);
     }
   }
 

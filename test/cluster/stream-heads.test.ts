@@ -99,4 +99,38 @@ describe('other nodes’ partition heads, followed only for GET /events', () => 
     // Partitions have no order between them: the set, each once.
     expect(resumed.events().map((event) => `${event.data!.id}:${event.data!.type}`).sort()).toEqual([`${fourth}:AccountOpened`, `${fifth}:AccountOpened`, `${first}:Deposited`].sort());
   }, 60_000);
+
+  it('answers 503 SHARDLOG_EVENTS_UNAVAILABLE when NATS does not answer as a stream opens, and streams again once NATS is back', async () => {
+    const server = await startNatsServer();
+    const c = await startTestNode({ nodeId: 'heads-c', nats: { servers: server.url, prefix: 'heads-outage' }, cluster: true, partitions: 8 });
+    nodes.push(c);
+    try {
+      await waitFor(async () => (await metric(c, 'shardlog_cluster_owned_partitions')) === 8, { timeoutMs: 20_000, everyMs: 100 });
+      await ok(`${c.url}/commands/account/o-1/open`, { owner: 'o-1' });
+      await server.pause();
+      const refused = await http(`${c.url}/events?from=start`);
+      expect(refused.status).toBe(503);
+      expect((refused.body as { code: string }).code).toBe('SHARDLOG_EVENTS_UNAVAILABLE');
+      expect(refused.headers.get('retry-after')).toBe('1');
+      expect(await metric(c, 'shardlog_cluster_head_followers')).toBe(0);
+      await server.start();
+      let stream: Awaited<ReturnType<typeof subscribe>> | undefined;
+      await waitFor(
+        async () => {
+          const attempt = await subscribe(`${c.url}/events?from=start&aggregate=account`);
+          if (attempt.response.status === 200) stream = attempt;
+          else await attempt.close();
+          return stream !== undefined;
+        },
+        { timeoutMs: 20_000, everyMs: 250 },
+      );
+      await waitFor(() => stream!.events().length === 1);
+      await stream!.close();
+      expect(stream!.events()[0]!.data).toMatchObject({ id: 'o-1', type: 'AccountOpened' });
+    } finally {
+      await c.stop();
+      nodes.splice(nodes.indexOf(c), 1);
+      await server.stop();
+    }
+  }, 60_000);
 });

@@ -65,6 +65,11 @@ export const errorCodes = {
     retryable: false,
     doc: "Cluster: this node's partition count differs from the one recorded when the cluster was created; every node must use the same P.",
   },
+  SHARDLOG_EVENTS_UNAVAILABLE: {
+    status: 503,
+    retryable: true,
+    doc: "Cluster: `GET /events` could not learn the other nodes' partition heads from JetStream (NATS did not answer), so it cannot promise every node's events; retry after Retry-After.",
+  },
   SHARDLOG_SHARD_UNAVAILABLE: {
     status: 503,
     retryable: true,

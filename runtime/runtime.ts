@@ -220,12 +220,20 @@ export interface Runtime<A extends App = App> {
   onCommit(listener: CommitListener): () => void;
   /**
    * Calls `listener` with [partition, last seq, …] whenever a partition grows: after every
-   * local commit and, in a cluster, every batch another node publishes. Returns the unsubscribe.
+   * local commit and, in a cluster, every batch another node publishes while `followHeads`
+   * is in force. Returns the unsubscribe.
    */
   onHeads(listener: (heads: readonly number[]) => void): () => void;
-  /** The last seq of every partition this node knows of: its own commits and, in a cluster, every node's. */
+  /**
+   * In a cluster, follows every node's published heads until the returned stop is called,
+   * resolving once `knownHeads()` holds the heads the stream has now (other nodes' batches
+   * are received only while someone follows). Standalone it resolves at once. Rejects with
+   * SHARDLOG_NATS_UNAVAILABLE when NATS does not answer.
+   */
+  followHeads(): Promise<() => void>;
+  /** The last seq of every partition this node knows of: its own commits and, in a cluster, every node's (current while `followHeads` is in force). */
   knownHeads(): Map<number, number>;
-  /** The last committed seq of a partition as of the latest commit this node saw (0 if none); in a cluster, any node's. */
+  /** The last committed seq of a partition as of the latest commit this node saw (0 if none); in a cluster, any node's (current while `followHeads` is in force). */
   head(partition: number): number;
   /** The last committed seq of every partition that has events in this node's logs (read from the shards). */
   heads(): Promise<Map<number, number>>;

@@ -36,14 +36,18 @@ export function eventStreamRoutes(app: FastifyInstance, context: GatewayContext,
     const { runtime } = context;
     const filter = parseFilter(context, request.query);
     const lastEventId = headerValue(request, 'last-event-id') ?? request.query.lastEventId;
-    let cursor: number[];
+    let cursor: number[] | undefined;
     if (lastEventId !== undefined && lastEventId !== '') cursor = decodeCursor(lastEventId, runtime.partitions);
     else if (request.query.from === 'start') cursor = new Array<number>(runtime.partitions).fill(0);
-    else if (request.query.from === undefined || request.query.from === 'now') {
+    else if (request.query.from !== undefined && request.query.from !== 'now') throw makeError('SHARDLOG_INVALID_QUERY', '?from= must be "start" or "now"');
+    const only = filter.id === undefined ? undefined : partitionOf(`${[...filter.aggregates!][0]!}/${filter.id}`, runtime.partitions);
+    // In a cluster, other nodes' heads are followed only while a stream is open: learn them
+    // first, so "now" is the cluster's now and a resumed cursor sees what was published since.
+    const stopFollowing = await runtime.followHeads();
+    if (cursor === undefined) {
       const heads = runtime.knownHeads();
       cursor = Array.from({ length: runtime.partitions }, (_, partition) => heads.get(partition) ?? 0);
-    } else throw makeError('SHARDLOG_INVALID_QUERY', '?from= must be "start" or "now"');
-    const only = filter.id === undefined ? undefined : partitionOf(`${[...filter.aggregates!][0]!}/${filter.id}`, runtime.partitions);
+    }
 
     reply.hijack();
     const response = reply.raw;
@@ -62,6 +66,7 @@ export function eventStreamRoutes(app: FastifyInstance, context: GatewayContext,
       if (why !== undefined) request.log.warn({ buffered: response.writableLength }, why);
       open.delete(response);
       unsubscribe();
+      stopFollowing();
       clearInterval(heartbeat);
       // A client cut off has megabytes unread: ending politely would wait on it, so drop the connection.
       if (why === undefined) response.end();

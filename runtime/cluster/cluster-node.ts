@@ -12,7 +12,7 @@ import { Forwarding, type ForwardingCounters } from './forwarding.ts';
 import { Membership } from './membership.ts';
 import { PartitionOwnership, type HandoffCounters } from './partition-ownership.ts';
 import { ProjectionPlacement } from './projection-placement.ts';
-import { followStreamHeads } from './stream-heads.ts';
+import { StreamHeads, type StreamHeadCounters } from './stream-heads.ts';
 import { ViewForwarding, type LocalViews } from './view-forwarding.ts';
 
 
@@ -35,7 +35,7 @@ export interface ClusterOptions {
   projections?: readonly string[];
 }
 
-export type ClusterCounters = ForwardingCounters & HandoffCounters;
+export type ClusterCounters = ForwardingCounters & HandoffCounters & StreamHeadCounters;
 
 /** Who serves a partition, and where a client reaches it. */
 export interface PartitionOwner {
@@ -70,6 +70,7 @@ export class ClusterNode {
   private readonly forwarding: Forwarding;
   private readonly placement: ProjectionPlacement;
   private readonly viewForwarding: ViewForwarding;
+  private readonly streamHeads: StreamHeads;
   private stopWatches: (() => void)[] = [];
   private advertisedUrl: string | undefined;
   private stopped = false;
@@ -83,6 +84,7 @@ export class ClusterNode {
     stream: string,
   ) {
     const { nodeId, prefix, host, logger } = options;
+    this.streamHeads = new StreamHeads({ nc, jsm, stream, prefix, host, logger });
     this.forwarding = new Forwarding({
       nodeId,
       nc,
@@ -151,8 +153,8 @@ export class ClusterNode {
       const node = new ClusterNode(options, nc, store, timings, jsm, stream);
       node.forwarding.answerCommandLookups();
       node.forwarding.answerCommandBatches();
-      await followStreamHeads({ nc, jsm, stream, prefix: options.prefix, host: options.host, logger: options.logger });
       void node.membership.watchConnection(nc);
+      void node.relearnHeadsOnReconnect();
       await node.membership.beat();
       node.stopWatches.push(await store.watchHeartbeats((nodeId, beat) => node.membership.onHeartbeat(nodeId, beat)));
       node.stopWatches.push(await store.watchAssignments((partition, stored) => node.onAssignment(partition, stored)));
@@ -180,7 +182,7 @@ export class ClusterNode {
       leader: this.membership.leader,
       ...this.ownership.tally(),
       draining: this.membership.draining,
-      counters: { ...this.forwarding.counters(), ...this.ownership.counters() },
+      counters: { ...this.forwarding.counters(), ...this.ownership.counters(), ...this.streamHeads.counters() },
     };
   }
 
@@ -242,6 +244,23 @@ export class ClusterNode {
     return this.placement.table();
   }
 
+  /**
+   * Follows every partition's head as published by any node (for `GET /events`) until the
+   * returned stop is called; resolves once this node knows the heads the stream holds now.
+   * Nobody following: this node receives none of the other nodes' batches.
+   */
+  followStreamHeads(): Promise<() => void> {
+    return this.streamHeads.follow();
+  }
+
+  /** While heads are followed, a reconnect re-reads them: batches published during the outage went unseen. */
+  private async relearnHeadsOnReconnect(): Promise<void> {
+    for await (const status of this.nc.status()) {
+      if (status.type !== 'reconnect') continue;
+      await this.streamHeads.relearn().catch((error: unknown) => this.options.logger.warn({ err: error }, 'could not re-read partition heads after a reconnect: GET /events streams wake on the next batch of each partition'));
+    }
+  }
+
   /** The relay found another node's events on this partition's subject: stop serving it; look again shortly. */
   fenced(partition: number): void {
     this.ownership.fenced(partition);
@@ -280,6 +299,7 @@ export class ClusterNode {
     this.membership.stop();
     this.forwarding.stop();
     this.viewForwarding.stop();
+    this.streamHeads.stop();
     for (const stop of this.stopWatches) stop();
     await this.ownership.stop(2_000);
     this.changes.notify();

@@ -164,6 +164,10 @@ export class ClusterStore {
   async lead(nodeId: string, revision: number | undefined): Promise<number | undefined> {
     try {
       if (revision !== undefined) return await this.leader.update('leader', encode({ nodeId }), revision);
+      // Another node's live lock: one read, where a create that fails costs the server three
+      // requests (the write, then the client's read and retry of a deleted key) every heartbeat.
+      const held = await this.leader.get('leader');
+      if (held !== null && held.operation === 'PUT' && decode<{ nodeId: string }>(held).nodeId !== nodeId) return undefined;
       return await this.leader.create('leader', encode({ nodeId }));
     } catch (error) {
       if (isWrongLastSequence(error)) return undefined;

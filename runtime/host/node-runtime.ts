@@ -169,6 +169,17 @@ export class NodeRuntime<A extends App = App> implements Runtime<A> {
     return this.parts.feed.onHeads(listener);
   }
 
+  async followHeads(): Promise<() => void> {
+    this.assertOpen();
+    const { cluster } = this.parts;
+    if (cluster === undefined) return () => undefined;
+    try {
+      return await cluster.followStreamHeads();
+    } catch (error) {
+      throw makeError('SHARDLOG_EVENTS_UNAVAILABLE', "could not read the other nodes' partition heads from JetStream", { retryAfterMs: 1_000 }, error);
+    }
+  }
+
   knownHeads(): Map<number, number> {
     return this.parts.feed.knownHeads();
   }

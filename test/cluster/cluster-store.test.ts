@@ -39,6 +39,11 @@ describe('the cluster store', () => {
     // A refresh at a revision that moved on means the lock is no longer this node's.
     expect(await store.lead('a', revision)).toBeUndefined();
     expect(await store.leaderId()).toBe('a');
+    // Once the holder resigns (a delete marker stays), another node takes the lock at once.
+    await store.resign('a');
+    expect(await store.lead('b', undefined)).toBeGreaterThan(refreshed!);
+    expect(await store.leaderId()).toBe('b');
+    expect(await store.lead('a', undefined)).toBeUndefined();
   });
 
   it('throws, rather than answering a lost race, when NATS does not answer', async () => {

@@ -1,45 +1,15 @@
-import { execFile } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ClusterReport } from '../../runtime/index.ts';
-import { startNatsServer, type NatsServer } from '../support/nats-server.ts';
+import { describe, expect, it } from 'vitest';
 import { http } from '../support/node.ts';
-import { startNodeProcess, type NodeProcess } from '../support/node-process.ts';
+import type { NodeProcess } from '../support/node-process.ts';
+import { processCluster } from '../support/process-cluster.ts';
 import { streamEvents, streamInvariants } from '../support/stream-events.ts';
 import { waitFor } from '../support/wait-for.ts';
 
-const run = promisify(execFile);
-const cli = fileURLToPath(new URL('../../cli/shardlog.mjs', import.meta.url));
 const partitions = 16;
 const accounts = Array.from({ length: 40 }, (_, index) => `acc-${index}`);
 
-let nats: NatsServer;
-const started: NodeProcess[] = [];
-
-beforeAll(async () => {
-  nats = await startNatsServer();
-});
-
-afterAll(async () => {
-  for (const node of started) {
-    node.signal('SIGKILL');
-    await node.exited;
-    node.removeDir();
-  }
-  await nats.stop();
-});
-
-async function startMember(nodeId: string): Promise<NodeProcess> {
-  const node = await startNodeProcess(nodeId, ['--nats', nats.url, '--partitions', String(partitions), '--shards', '1']);
-  started.push(node);
-  return node;
-}
-
-async function clusterStatus(): Promise<ClusterReport> {
-  const { stdout } = await run(process.execPath, [cli, 'cluster', 'status', '--json', '--nats', nats.url]);
-  return JSON.parse(stdout) as ClusterReport;
-}
+const cluster = processCluster(partitions);
+const { startMember, clusterStatus } = cluster;
 
 /** Waits until the given nodes serve every partition between them, one owner each, no handoff under way. */
 async function settled(members: NodeProcess[], timeoutMs = 30_000): Promise<void> {
@@ -147,7 +117,7 @@ describe('a cluster of shardlog processes', () => {
 
     console.log(`acknowledged ${load.acknowledged.size}, retried ${load.retries()}`);
     expect(load.unanswered.size).toBe(0);
-    const events = await streamEvents(nats.url);
+    const events = await streamEvents(cluster.nats.url);
     expect(streamInvariants(events)).toEqual([]);
     const byCommand = new Map<string, number>();
     for (const event of events) byCommand.set(String(event.metadata.commandId), (byCommand.get(String(event.metadata.commandId)) ?? 0) + 1);

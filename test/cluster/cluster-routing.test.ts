@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { partitionOf } from '../../runtime/index.ts';
 import { startNatsServer, type NatsServer } from '../support/nats-server.ts';
 import { http } from '../support/node.ts';
-import { startNodeProcess, type NodeProcess } from '../support/node-process.ts';
+import { killNodes, startNodeProcess, type NodeProcess } from '../support/node-process.ts';
 import { streamEvents, streamInvariants } from '../support/stream-events.ts';
 
 const partitions = 16;
@@ -57,11 +57,7 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  for (const node of nodes) {
-    node.signal('SIGKILL');
-    await node.exited;
-    node.removeDir();
-  }
+  await killNodes(nodes);
   await nats?.stop();
 });
 

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clusterReport } from '../../runtime/index.ts';
 import { startNatsCluster, type ClusteredNatsServer, type NatsCluster } from '../support/nats-cluster.ts';
 import { http } from '../support/node.ts';
-import { startNodeProcess, type NodeProcess } from '../support/node-process.ts';
+import { killNodes, startNodeProcess, type NodeProcess } from '../support/node-process.ts';
 import { streamEvents, streamInvariants } from '../support/stream-events.ts';
 import { waitFor } from '../support/wait-for.ts';
 
@@ -30,11 +30,7 @@ beforeAll(async () => {
 }, 90_000);
 
 afterAll(async () => {
-  for (const node of nodes) {
-    node.signal('SIGKILL');
-    await node.exited;
-    node.removeDir();
-  }
+  await killNodes(nodes);
   await nats?.stop();
 });
 

@@ -1,48 +1,18 @@
-import { execFile } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { BusEvent } from '../../runtime/bus/bus-event.ts';
-import type { ClusterReport } from '../../runtime/index.ts';
-import { startNatsServer, type NatsServer } from '../support/nats-server.ts';
 import { http } from '../support/node.ts';
-import { startNodeProcess, type NodeProcess } from '../support/node-process.ts';
+import type { NodeProcess } from '../support/node-process.ts';
+import { cliPath as cli, processCluster, runProcess as run } from '../support/process-cluster.ts';
 import { streamEvents } from '../support/stream-events.ts';
 import { waitFor } from '../support/wait-for.ts';
 
-const run = promisify(execFile);
-const cli = fileURLToPath(new URL('../../cli/shardlog.mjs', import.meta.url));
 const partitions = 8;
 const projections = ['account-balances', 'customer-stats'];
 const accounts = Array.from({ length: 12 }, (_, index) => `acc-${index}`);
 const customers = ['cu-a', 'cu-b', 'cu-c'];
 
-let nats: NatsServer;
-const started: NodeProcess[] = [];
-
-beforeAll(async () => {
-  nats = await startNatsServer();
-});
-
-afterAll(async () => {
-  for (const node of started) {
-    node.signal('SIGKILL');
-    await node.exited;
-    node.removeDir();
-  }
-  await nats.stop();
-});
-
-async function startMember(nodeId: string): Promise<NodeProcess> {
-  const node = await startNodeProcess(nodeId, ['--nats', nats.url, '--partitions', String(partitions), '--shards', '1']);
-  started.push(node);
-  return node;
-}
-
-async function clusterStatus(): Promise<ClusterReport> {
-  const { stdout } = await run(process.execPath, [cli, 'cluster', 'status', '--json', '--nats', nats.url]);
-  return JSON.parse(stdout) as ClusterReport;
-}
+const cluster = processCluster(partitions);
+const { startMember, clusterStatus } = cluster;
 
 async function projectionsRunOn(node: NodeProcess): Promise<string[]> {
   const body = (await http(`${node.url}/readyz`)).body as { projections: { name: string }[] };
@@ -132,7 +102,7 @@ function fold(events: BusEvent[]): Folded {
 
 /** Reads both views from every node (served or forwarded) until they equal the fold of the stream. */
 async function viewsEqualTheFold(live: NodeProcess[]): Promise<void> {
-  const expected = fold(await streamEvents(nats.url));
+  const expected = fold(await streamEvents(cluster.nats.url));
   for (const node of live) {
     let last: unknown;
     try {
@@ -173,7 +143,7 @@ describe('projections in a cluster', () => {
     const { position } = await command(elsewhere, 'account/acc-0/deposit', { amount: 1000 }, 'ryw-deposit');
     const read = await http(`${elsewhere.url}/views/account-balances/acc-0?after=${position}`);
     expect(read.status).toBe(200);
-    expect((read.body as { balance: number }).balance).toBe(fold(await streamEvents(nats.url)).balances.get('acc-0')!.balance);
+    expect((read.body as { balance: number }).balance).toBe(fold(await streamEvents(cluster.nats.url)).balances.get('acc-0')!.balance);
     const page = await http(`${elsewhere.url}/views/account-balances?owner=owner-acc-0&after=${position}`);
     expect(page.status).toBe(200);
     expect((page.body as { items: { key: string }[] }).items.map((item) => item.key)).toEqual(['acc-0']);

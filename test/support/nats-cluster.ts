@@ -5,6 +5,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { isNatsOutage, jetStreamApiCodeOf } from '../../runtime/bus/nats-errors.ts';
 import { freePort } from './free-port.ts';
+import { accepts } from './nats-server.ts';
 import { makeTempDir } from './temp-dir.ts';
 import { waitFor } from './wait-for.ts';
 
@@ -30,20 +31,6 @@ export interface NatsCluster {
   settled: (stream: string, timeoutMs?: number) => Promise<void>;
   /** SIGTERM every server, wait, remove the store dirs. */
   stop: () => Promise<void>;
-}
-
-/** Whether something accepts TCP connections on the loopback port now. */
-async function accepts(port: number): Promise<boolean> {
-  const { Socket } = await import('node:net');
-  return new Promise((resolve) => {
-    const socket = new Socket();
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-    socket.connect(port, '127.0.0.1');
-  });
 }
 
 /**

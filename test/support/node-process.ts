@@ -45,3 +45,12 @@ export async function startNodeProcess(nodeId: string, args: string[], { readyWi
   }
   return { nodeId, url, dir: temp.dir, process: child, output: () => output, exited, signal: (signal) => child.kill(signal), removeDir: temp.remove };
 }
+
+/** SIGKILLs every node, waits for each to exit and removes its data dir (a test's clean-up). */
+export async function killNodes(nodes: readonly NodeProcess[]): Promise<void> {
+  for (const node of nodes) {
+    node.signal('SIGKILL');
+    await node.exited;
+    node.removeDir();
+  }
+}

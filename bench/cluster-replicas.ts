@@ -11,7 +11,8 @@
  *   slowest answer and the commands that failed (each a 503 with Retry-After).
  * Every server, both nodes and the client share this machine's cores.
  */
-import { Agent, request as httpRequest } from 'node:http';
+import { Agent } from 'node:http';
+import { postJson, Refused } from './support/post-json.ts';
 import { startNatsCluster, type NatsCluster } from '../test/support/nats-cluster.ts';
 import { startNodeProcess, type NodeProcess } from '../test/support/node-process.ts';
 import { Latencies, round } from './support/latency.ts';
@@ -22,31 +23,7 @@ const partitions = 64;
 const accounts = 500;
 const agent = new Agent({ keepAlive: true, maxSockets: 64 });
 
-/** A POST answered with another status than 200: its status and problem code. */
-class Refused extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-  ) {
-    super(`${status} ${code}`);
-  }
-}
-
-function post(url: string, path: string, body: unknown): Promise<void> {
-  const payload = JSON.stringify(body);
-  return new Promise((resolve, reject) => {
-    const request = httpRequest(`${url}${path}`, { method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } }, (response) => {
-      let text = '';
-      response.on('data', (chunk: Buffer) => (text += chunk.toString()));
-      response.on('end', () => {
-        if (response.statusCode === 200) resolve();
-        else reject(new Refused(response.statusCode ?? 0, text.startsWith('{') ? String((JSON.parse(text) as { code?: unknown }).code) : text.slice(0, 60)));
-      });
-    });
-    request.on('error', reject);
-    request.end(payload);
-  });
-}
+const post = (url: string, path: string, body: unknown) => postJson(agent, url, path, body);
 
 const deposit = (node: NodeProcess) => (index: number) => post(node.url, `/commands/account/acc-${(index * 7919) % accounts}/deposit`, { amount: 1 });
 

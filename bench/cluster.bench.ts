@@ -15,7 +15,8 @@
  * bench-cluster-<node>.log in the working directory.
  */
 import { writeFileSync } from 'node:fs';
-import { Agent, request as httpRequest } from 'node:http';
+import { Agent } from 'node:http';
+import { postJson } from './support/post-json.ts';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { clusterReport, partitionOf } from '../runtime/index.ts';
@@ -46,18 +47,7 @@ function nodeCpuFraction(): number {
 // node:http with keep-alive, not fetch: fetch took most of a core for the client alone on this 2-core machine.
 const agent = new Agent({ keepAlive: true, maxSockets: 64 });
 
-function post(url: string, path: string, body: unknown): Promise<void> {
-  const payload = JSON.stringify(body);
-  return new Promise((resolve, reject) => {
-    const request = httpRequest(`${url}${path}`, { method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } }, (response) => {
-      let text = '';
-      response.on('data', (chunk: Buffer) => (text += chunk.toString()));
-      response.on('end', () => (response.statusCode === 200 ? resolve() : reject(new Error(`${path}: ${response.statusCode} ${text}`))));
-    });
-    request.on('error', reject);
-    request.end(payload);
-  });
-}
+const post = (url: string, path: string, body: unknown) => postJson(agent, url, path, body);
 
 const accountOf = (index: number) => `acc-${(index * 7919) % accounts}`;
 

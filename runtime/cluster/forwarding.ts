@@ -1,8 +1,9 @@
-import type { NatsConnection, Subscription } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
 import { isConnectionClosed, isNatsOutage, isNoResponders, isTimeout } from '../bus/nats-errors.ts';
 import { decodeWire, encodeWire } from '../codec.ts';
 import { deserializeError, makeError, serializeError, ShardlogError, type SerializedError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
+import { RequestAnswerer } from './request-answerer.ts';
 import type { CommandEnvelope, CommandRecord, CommandResult, ShardRequest, ShardResponse } from '../protocol.ts';
 import type { ChangeSignal } from './change-signal.ts';
 import type { ClusterHost } from './cluster-host.ts';
@@ -52,12 +53,13 @@ const outcomeWaitMs = 500;
  */
 export class Forwarding {
   /** Forwarded requests being answered: a leaving node answers them all before it closes its connection. */
-  private readonly answering = new Set<Promise<void>>();
+  private readonly answerer: RequestAnswerer;
   private readonly counts = { forwarded: 0, forwardedFailed: 0 };
   private stopped = false;
   private readonly batcher: ForwardBatcher;
 
   constructor(private readonly options: ForwardingOptions) {
+    this.answerer = new RequestAnswerer(options.nc, options.logger);
     this.batcher = new ForwardBatcher(options.nc, options.prefix, () => (options.moveWaitMs ?? 5_000) + 15_000);
   }
 
@@ -151,21 +153,11 @@ export class Forwarding {
    * else "not here" at once (the sender waits for the assignment and tries again).
    */
   answerCommandBatches(): void {
-    this.options.nc.subscribe(commandBatchSubject(this.options.prefix, this.options.nodeId), {
-      callback: (error, message) => {
-        if (error !== null) {
-          this.options.logger.warn({ err: error }, 'the subscription to forwarded commands failed');
-          return;
-        }
-        const answer = Promise.all(decodeBatchRequest(message.data).map((item) => this.serveForwardedCommand(item)))
-          .then((replies) => {
-            message.respond(encodeBatchReply(replies));
-          })
-          .catch((failure: unknown) => this.options.logger.warn({ err: failure }, 'could not answer a batch of forwarded commands'))
-          .finally(() => this.answering.delete(answer));
-        this.answering.add(answer);
-      },
-    });
+    this.answerer.answer(
+      commandBatchSubject(this.options.prefix, this.options.nodeId),
+      async (data) => encodeBatchReply(await Promise.all(decodeBatchRequest(data).map((item) => this.serveForwardedCommand(item)))),
+      { details: {}, subscriptionFailed: 'the subscription to forwarded commands failed', answerFailed: 'could not answer a batch of forwarded commands' },
+    );
   }
 
   private async serveForwardedCommand({ partition, epoch, envelope }: ForwardedItem): Promise<ForwardedReply> {
@@ -183,21 +175,11 @@ export class Forwarding {
 
   /** Answers reads forwarded to this node for a partition; call the returned function to stop. */
   listen(partition: number): () => void {
-    const subscription: Subscription = this.options.nc.subscribe(`${this.options.prefix}.read.${partition}`, {
-        callback: (error, message) => {
-          if (error !== null) {
-            this.options.logger.warn({ err: error, partition }, 'the subscription to forwarded reads failed');
-            return;
-          }
-          const answer = this.serveForwardedRead(partition, message.data)
-            .then((reply) => {
-              message.respond(reply);
-            })
-            .catch((failure: unknown) => this.options.logger.warn({ err: failure, partition }, 'could not answer a forwarded request'))
-            .finally(() => this.answering.delete(answer));
-          this.answering.add(answer);
-        },
-      });
+    const subscription = this.answerer.answer(`${this.options.prefix}.read.${partition}`, (data) => this.serveForwardedRead(partition, data), {
+      details: { partition },
+      subscriptionFailed: 'the subscription to forwarded reads failed',
+      answerFailed: 'could not answer a forwarded request',
+    });
     return () => subscription.unsubscribe();
   }
 
@@ -265,7 +247,7 @@ export class Forwarding {
   }
 
   /** Waits (bounded) until every forwarded request already taken has its answer. */
-  async finishAnswering(waitMs: number): Promise<void> {
-    await Promise.race([Promise.allSettled([...this.answering]), new Promise((resolve) => setTimeout(resolve, waitMs))]);
+  finishAnswering(waitMs: number): Promise<void> {
+    return this.answerer.finish(waitMs);
   }
 }

@@ -3,6 +3,7 @@ import { isConnectionClosed, isNoResponders } from '../bus/nats-errors.ts';
 import { decodeWire, encodeWire } from '../codec.ts';
 import { deserializeError, makeError, serializeError, ShardlogError, type SerializedError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
+import { RequestAnswerer } from './request-answerer.ts';
 import type { ProjectionStatus } from '../projection/messages.ts';
 import type { ViewCall, ViewOp, ViewValue, Views } from '../view-calls.ts';
 import type { ChangeSignal } from './change-signal.ts';
@@ -44,10 +45,12 @@ const forwardMarginMs = 5_000;
 export class ViewForwarding implements Views {
   private local: LocalViews | undefined;
   private readonly listening = new Map<string, Subscription>();
-  private readonly answering = new Set<Promise<void>>();
+  private readonly answerer: RequestAnswerer;
   private stopped = false;
 
-  constructor(private readonly options: ViewForwardingOptions) {}
+  constructor(private readonly options: ViewForwardingOptions) {
+    this.answerer = new RequestAnswerer(options.nc, options.logger);
+  }
 
   /** The projector of this node, once it runs; `placedHere` is what it runs now. */
   attach(local: LocalViews, placedHere: readonly string[]): void {
@@ -132,22 +135,13 @@ export class ViewForwarding implements Views {
   }
 
   private listen(projection: string): Subscription {
-    return this.options.nc.subscribe(`${this.options.prefix}.view.${projection}`, {
-      callback: (error, message) => {
-        if (error !== null) {
-          this.options.logger.warn({ err: error, projection }, 'the subscription to forwarded view calls failed');
-          return;
-        }
-        const answer = this.serveForwarded(projection, message.data)
-          .then((reply) => {
-            message.respond(reply);
-          })
-          .catch((failure: unknown) => this.options.logger.warn({ err: failure, projection }, 'could not answer a forwarded view call'))
-          .finally(() => this.answering.delete(answer));
-        this.answering.add(answer);
-      },
+    return this.answerer.answer(`${this.options.prefix}.view.${projection}`, (data) => this.serveForwarded(projection, data), {
+      details: { projection },
+      subscriptionFailed: 'the subscription to forwarded view calls failed',
+      answerFailed: 'could not answer a forwarded view call',
     });
   }
+
 
   private async serveForwarded(projection: string, data: Uint8Array): Promise<Uint8Array> {
     const local = this.local;
@@ -175,7 +169,7 @@ export class ViewForwarding implements Views {
   }
 
   /** Waits (bounded) until every forwarded call already taken has its answer. */
-  async finishAnswering(waitMs: number): Promise<void> {
-    await Promise.race([Promise.allSettled([...this.answering]), new Promise((resolve) => setTimeout(resolve, waitMs))]);
+  finishAnswering(waitMs: number): Promise<void> {
+    return this.answerer.finish(waitMs);
   }
 }

@@ -6,6 +6,7 @@
 export const errorCodes = {
   SHARDLOG_UNKNOWN_AGGREGATE: { status: 404, retryable: false, doc: 'The app defines no aggregate type with this name.' },
   SHARDLOG_UNKNOWN_PROJECTION: { status: 404, retryable: false, doc: 'The app defines no projection with this name.' },
+  SHARDLOG_UNKNOWN_SAGA: { status: 404, retryable: false, doc: 'The app defines no saga with this name.' },
   SHARDLOG_VIEW_BEHIND: {
     status: 504,
     retryable: true,

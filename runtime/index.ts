@@ -2,6 +2,7 @@
 export { defineAggregate } from './define/aggregate.ts';
 export { defineApp } from './define/app.ts';
 export { defineProjection } from './define/projection.ts';
+export { defineSaga } from './define/saga.ts';
 export { reject, Rejection } from './define/rejection.ts';
 export { given } from './define/testing.ts';
 export { createRuntime } from './host/create-runtime.ts';
@@ -17,6 +18,10 @@ export type { Aggregate, AggregateConfig, DecideContext, EmittedEvent, StateOf }
 export type { App } from './define/app.ts';
 export type { CommandInput, ExpectedEvent, HistoryEvent } from './define/testing.ts';
 export type { Projection, ProjectionConfig, ProjectionContext, ProjectionEvent } from './define/projection.ts';
+export type { Saga, SagaCommand, SagaConfig, SagaContext, SagaEvent, SagaOutcome, SagaReaction, SagaRejection } from './define/saga.ts';
+export type { PendingCommand, SagaStatus } from './define/saga-actor.ts';
+export type { SagaCounts, Sagas, SagaView } from './runtime.ts';
+export type { SagaSummary } from './protocol.ts';
 export type { BusPartitionLag, ClusterConfig, ClusterMember, CommandOutcome, CommitListener, DispatchRequest, DispatchResult, EventsQuery, NatsOptions, PreparedCommand, Runtime, RuntimeOptions, StateQuery } from './runtime.ts';
 export type { Logger } from './logger.ts';
 export type { BatchReport, RestartPolicy, ShardStats } from './host/shard-host.ts';

@@ -4,6 +4,7 @@
  * command the host gathered for that shard in one event-loop tick.
  */
 import type { BusEvent } from './bus/bus-event.ts';
+import type { DeliveredEvent, PendingCommand, SagaStatus } from './define/saga-actor.ts';
 import { makeError, type SerializedError } from './errors.ts';
 
 export interface CommandEnvelope {
@@ -47,6 +48,43 @@ export interface StoredEvent {
   recordedAt: string;
 }
 
+/** A saga instance's outbox and timers. */
+export interface SagaWork {
+  pending: PendingCommand[];
+  timers: Record<string, number>;
+}
+
+/** One saga instance as a listing shows it. */
+export interface SagaSummary {
+  saga: string;
+  correlationId: string;
+  partition: number;
+  status: SagaStatus;
+  startedAt: number;
+  updatedAt: number;
+  pendingCommands: number;
+  timers: number;
+}
+
+/** A saga instance a committed batch changed: its status before and after, and its outbox and timers now. */
+export interface SagaActivity {
+  stream: string;
+  partition: number;
+  saga: string;
+  from: SagaStatus;
+  to: SagaStatus;
+  startedAt: number;
+  pending: PendingCommand[];
+  timers: Record<string, number>;
+}
+
+/** One partition's events delivered to sagas: `upTo` is the last seq read, whether or not it was for a saga. */
+export interface SagaDeliveries {
+  partition: number;
+  upTo: number;
+  deliveries: { saga: string; correlationId: string; event: DeliveredEvent }[];
+}
+
 /**
  * Every call a shard thread answers: its request and its response, by `type`. A response
  * carries the `type` of the request it answers; `ShardHost.request` checks that once, where
@@ -55,7 +93,7 @@ export interface StoredEvent {
 export interface ShardCalls {
   open: { request: object; response: { partitions: number[] } };
   /** Every command the host gathered for this shard in one tick; `heads`: [partition, seq, …] of each partition the batch appended to. */
-  commands: { request: { commands: CommandEnvelope[] }; response: { replies: CommandReply[]; heads: number[]; events?: BusEvent[] } };
+  commands: { request: { commands: CommandEnvelope[] }; response: { replies: CommandReply[]; heads: number[]; events?: BusEvent[]; sagas?: SagaActivity[] } };
   state: { request: { aggregate: string; id: string; version?: number; at?: number }; response: { state: unknown; version: number } };
   'stream-events': { request: { aggregate: string; id: string; after: number; limit: number }; response: { events: StoredEvent[] } };
   'partition-events': { request: { partition: number; after: number; limit: number }; response: { events: StoredEvent[] } };
@@ -72,6 +110,15 @@ export interface ShardCalls {
   'truncate-partition': { request: { partition: number; after: number }; response: { head: number } };
   /** Cluster handoff: append events copied from the stream, in seq order, right after the log's last. */
   'append-replica': { request: { partition: number; events: BusEvent[] }; response: { head: number } };
+  /**
+   * Sagas: records `record` ([partition, seq, …] delivered), then reads each partition of
+   * `read` ([partition, after, until, …]) and returns what of it goes to which saga instance.
+   */
+  'saga-deliveries': { request: { record: number[]; read: number[]; limit: number }; response: { partitions: SagaDeliveries[]; routed: number[] } };
+  /** The outbox and timers of the saga instances in these partitions. */
+  'saga-work': { request: { partitions: number[] }; response: { work: (SagaWork & { stream: string; partition: number })[] } };
+  'saga-list': { request: { partitions: number[]; saga?: string; status?: string; limit: number }; response: { items: SagaSummary[] } };
+  'saga-running': { request: { partitions: number[] }; response: { sagas: { saga: string; running: number; oldestStartedAt: number }[] } };
   close: { request: object; response: object };
 }
 

@@ -13,7 +13,8 @@ import type { ProjectorHost } from './host/projector-host.ts';
 import type { BatchReport, RestartPolicy, ShardStats } from './host/shard-host.ts';
 import type { WalSize } from './host/checkpointer.ts';
 import type { Logger } from './logger.ts';
-import type { CommandEnvelope, CommandResult, Durability, StoredEvent } from './protocol.ts';
+import type { PendingCommand, SagaStatus } from './define/saga-actor.ts';
+import type { CommandEnvelope, CommandResult, Durability, SagaSummary, StoredEvent } from './protocol.ts';
 import type { Views } from './view-calls.ts';
 
 export interface RuntimeOptions<A extends App = App> {
@@ -144,6 +145,43 @@ export interface BusPartitionLag {
   published: number;
 }
 
+/** One saga instance as `GET /sagas/:saga/:correlationId` shows it. */
+export interface SagaView {
+  saga: string;
+  correlationId: string;
+  status: Exclude<SagaStatus, 'new'>;
+  state: unknown;
+  version: number;
+  startedAt: string;
+  pending: {
+    /** Commands decided and not yet settled (the outbox), with the id each is sent with. */
+    commands: (PendingCommand & { commandId: string })[];
+    timers: { name: string; dueAt: string }[];
+  };
+  /** The inputs its last reaction handled. */
+  lastHandled: string[];
+}
+
+/** Saga instances that changed status on this node since it started. */
+export interface SagaCounts {
+  started: number;
+  completed: number;
+  compensated: number;
+  timedOut: number;
+}
+
+/** The app's sagas as a node sees them. */
+export interface Sagas {
+  /** One instance, read where its partition is served; undefined if it never started. Throws SHARDLOG_UNKNOWN_SAGA for a name the app lacks. */
+  get(saga: string, correlationId: string): Promise<SagaView | undefined>;
+  /** Instances in the partitions this node serves: running ones first, the longest-running first (the stuck ones), then the finished, latest first. */
+  list(query?: { saga?: string; status?: string; limit?: number }): Promise<SagaSummary[]>;
+  /** Per saga: the counts, the instances running in this node's partitions and how long the oldest has run. */
+  metrics(): Promise<(SagaCounts & { saga: string; inFlight: number; oldestInFlightSeconds: number })[]>;
+  /** Committed events not yet delivered to sagas, commands decided and not settled, timers set: on this node. */
+  backlog(): { undelivered: number; pendingCommands: number; timers: number };
+}
+
 /** This node's part in a cluster, as the runtime shows it. */
 export type ClusterMember = Pick<ClusterNode, 'nodeId' | 'status' | 'assignmentTable' | 'advertise' | 'ownerOf' | 'owners' | 'placementTable'>;
 
@@ -212,6 +250,8 @@ export interface Runtime<A extends App = App> {
    * ```
    */
   readonly views: Views;
+  /** The app's sagas: instances, listings and counts. Throws SHARDLOG_UNKNOWN_SAGA if the app has none. */
+  readonly sagas: Sagas;
 
   /**
    * Calls `listener` after every commit of this node with [partition, last seq, …] of the

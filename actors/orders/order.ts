@@ -8,7 +8,7 @@ const item = z.object({
   unitPrice: z.number().nonnegative().max(1_000_000),
 });
 
-type OrderState = { status: 'new' | 'placed' | 'cancelled'; customerId: string; total: number };
+type OrderState = { status: 'new' | 'placed' | 'confirmed' | 'cancelled'; customerId: string; total: number; reason?: string };
 
 export const order = defineAggregate({
   name: 'order',
@@ -20,7 +20,11 @@ export const order = defineAggregate({
     },
     OrderCancelled: {
       schema: z.object({ reason: z.string() }),
-      evolve: (state) => ({ ...state, status: 'cancelled' as const }),
+      evolve: (state, { reason }) => ({ ...state, status: 'cancelled' as const, reason }),
+    },
+    OrderConfirmed: {
+      schema: z.object({}),
+      evolve: (state) => ({ ...state, status: 'confirmed' as const }),
     },
   },
   commands: {
@@ -37,7 +41,17 @@ export const order = defineAggregate({
       decide: (state, { reason }) => {
         if (state.status === 'new') return reject('order-not-placed', 'there is no order to cancel');
         if (state.status === 'cancelled') return reject('order-already-cancelled', 'the order is already cancelled');
+        if (state.status === 'confirmed') return reject('order-already-confirmed', 'the order is already confirmed');
         return [{ type: 'OrderCancelled', data: { reason } }];
+      },
+    },
+    confirm: {
+      input: z.object({}),
+      decide: (state) => {
+        if (state.status === 'new') return reject('order-not-placed', 'there is no order to confirm');
+        if (state.status === 'cancelled') return reject('order-already-cancelled', 'the order is cancelled');
+        if (state.status === 'confirmed') return [];
+        return [{ type: 'OrderConfirmed', data: {} }];
       },
     },
   },

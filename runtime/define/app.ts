@@ -1,6 +1,7 @@
 import { makeError } from '../errors.ts';
 import type { AnyAggregate } from './aggregate.ts';
 import type { AnyProjection } from './projection.ts';
+import type { AnySaga } from './saga.ts';
 
 /** An application: its aggregate types, and the module that exports it (shard threads import it). */
 export interface App<Aggregates extends readonly AnyAggregate[] = readonly AnyAggregate[]> {
@@ -10,6 +11,8 @@ export interface App<Aggregates extends readonly AnyAggregate[] = readonly AnyAg
   readonly aggregateByName: ReadonlyMap<string, AnyAggregate>;
   readonly projections: readonly AnyProjection[];
   readonly projectionByName: ReadonlyMap<string, AnyProjection>;
+  readonly sagas: readonly AnySaga[];
+  readonly sagaByName: ReadonlyMap<string, AnySaga>;
 }
 
 export type { AnyAggregate } from './aggregate.ts';
@@ -27,6 +30,7 @@ export function defineApp<const Aggregates extends readonly AnyAggregate[]>(conf
   module: string;
   aggregates: Aggregates;
   projections?: readonly AnyProjection[];
+  sagas?: readonly AnySaga[];
 }): App<Aggregates> {
   const aggregateByName = new Map<string, AnyAggregate>();
   for (const aggregate of config.aggregates) {
@@ -42,7 +46,16 @@ export function defineApp<const Aggregates extends readonly AnyAggregate[]>(conf
     }
     projectionByName.set(projection.name, projection);
   }
-  return { kind: 'app', module: config.module, aggregates: config.aggregates, aggregateByName, projections, projectionByName };
+  const sagas = config.sagas ?? [];
+  const sagaByName = new Map<string, AnySaga>();
+  for (const saga of sagas) {
+    if (sagaByName.has(saga.name) || aggregateByName.has(saga.name)) throw new TypeError(`saga "${saga.name}" is defined twice, or shares its name with an aggregate`);
+    for (const aggregate of saga.aggregates) {
+      if (aggregateByName.get(aggregate.name) !== aggregate) throw new TypeError(`saga "${saga.name}" uses aggregate "${aggregate.name}", which is not in the app`);
+    }
+    sagaByName.set(saga.name, saga);
+  }
+  return { kind: 'app', module: config.module, aggregates: config.aggregates, aggregateByName, projections, projectionByName, sagas, sagaByName };
 }
 
 /** The app's projection of that name; throws SHARDLOG_UNKNOWN_PROJECTION if it has none. */
@@ -50,6 +63,13 @@ export function projectionNamed(app: App, name: string): AnyProjection {
   const projection = app.projectionByName.get(name);
   if (projection === undefined) throw makeError('SHARDLOG_UNKNOWN_PROJECTION', `unknown projection "${name}"`, { projection: name });
   return projection;
+}
+
+/** The app's saga of that name; throws SHARDLOG_UNKNOWN_SAGA if it has none. */
+export function sagaNamed(app: App, name: string): AnySaga {
+  const saga = app.sagaByName.get(name);
+  if (saga === undefined) throw makeError('SHARDLOG_UNKNOWN_SAGA', `unknown saga "${name}"`, { saga: name });
+  return saga;
 }
 
 /** The app's aggregate type of that name; throws SHARDLOG_UNKNOWN_AGGREGATE if it has none. */

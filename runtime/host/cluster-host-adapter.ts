@@ -13,6 +13,8 @@ export interface ClusterHostParts {
   owns(partition: number): boolean;
   /** How long a command waits for JetStream to confirm its events. */
   publishWaitMs: number;
+  /** Told when a partition becomes this node's and when it stops being so (sagas take up or drop its outbox and timers). */
+  ownership?: { adopted(partition: number): void; released(partition: number): void };
 }
 
 /** What the cluster needs of this node, made of its shards, its commit feed and its relay. */
@@ -50,8 +52,10 @@ export function clusterHostOf(parts: ClusterHostParts): ClusterHost {
     adoptPartition: (partition, head) => {
       feed.setLocalHead(partition, head);
       relay.adopt(partition, head);
+      parts.ownership?.adopted(partition);
     },
     releasePartition: async (partition) => {
+      parts.ownership?.released(partition);
       const known = await relay.release(partition);
       // Recorded now, not on the relay's next flush: the next copy of this partition keeps these events.
       if (known !== undefined) await shards.recordPublished(new Map([[partition, known.published]]));

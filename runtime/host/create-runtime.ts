@@ -20,6 +20,7 @@ import { placedViewsOf } from './local-views.ts';
 import { NodeRuntime, type NodeRuntimeParts } from './node-runtime.ts';
 import { ProjectorHost } from './projector-host.ts';
 import { relaySourceOf } from './relay-source.ts';
+import { SagaHost } from './saga-host.ts';
 import { finishInterruptedReshard } from './reshard.ts';
 import { ShardHost, type RestartPolicy } from './shard-host.ts';
 import { ShardSet } from './shard-set.ts';
@@ -33,6 +34,8 @@ const consoleLogger: Logger = {
 /** One batch per shard at a time: two in flight halved batch sizes and gained nothing measurable (ADR 0003). */
 const maxBatchesInFlight = 1;
 const checkpointIntervalMs = 50;
+/** How long the saga router waits for JetStream to confirm a partition's events before it tries again. */
+const sagaConfirmWaitMs = 10_000;
 
 interface NatsConfig {
   servers: string[];
@@ -120,9 +123,12 @@ async function startRuntime<A extends App>(
         onBatch: (batch) => {
           options.onBatch?.(batch);
           feed.committed(batch);
+          if (batch.heads.length > 0 || batch.sagas !== undefined) parts.sagas?.committed(batch.heads, batch.sagas);
         },
       }),
   );
+  // Filled in below; the shards' onBatch reads it when a batch arrives.
+  const parts = {} as NodeRuntimeParts<A>;
   const opened = await Promise.allSettled(hosts.map((host) => host.open()));
   const failed = opened.find((result) => result.status === 'rejected');
   if (failed !== undefined) {
@@ -138,7 +144,7 @@ async function startRuntime<A extends App>(
   feed.onCommit((heads) => {
     for (let index = 0; index < heads.length; index += 2) checkpointer.written(shardOf(heads[index]!, meta.shards));
   });
-  const parts: NodeRuntimeParts<A> = { app: options.app, shards, feed, checkpointer, lock, retentionMs, logger };
+  Object.assign(parts, { app: options.app, shards, feed, checkpointer, lock, retentionMs, logger });
   try {
     for (const [partition, seq] of await shards.heads()) if (seq > feed.localHead(partition)) feed.setLocalHead(partition, seq);
     if (nats !== undefined) {
@@ -161,7 +167,17 @@ async function startRuntime<A extends App>(
           servers: nats.servers,
           prefix: nats.prefix,
           replicas: nats.replicas,
-          host: clusterHostOf({ shards, feed, relay: parts.relay, owns: (partition) => ownership.node?.owns(partition) === true, publishWaitMs: clustered.publishWaitMs ?? 10_000 }),
+          host: clusterHostOf({
+            shards,
+            feed,
+            relay: parts.relay,
+            owns: (partition) => ownership.node?.owns(partition) === true,
+            publishWaitMs: clustered.publishWaitMs ?? 10_000,
+            ownership: {
+              adopted: (partition) => void parts.sagas?.adopted([partition]).catch((error: unknown) => logger.error({ err: error, partition }, 'could not load the saga outboxes of a partition')),
+              released: (partition) => parts.sagas?.released(partition),
+            },
+          }),
           logger,
           ...(clustered.timings === undefined ? {} : { timings: clustered.timings }),
           ...(clustered.moveWaitMs === undefined ? {} : { moveWaitMs: clustered.moveWaitMs }),
@@ -183,9 +199,23 @@ async function startRuntime<A extends App>(
       });
       parts.cluster?.attachViews(placedViewsOf(parts.projectors, options.app.projections.map((projection) => projection.name)));
     }
+    const runtime = new NodeRuntime(parts);
+    if (options.app.sagas.length > 0) {
+      const { relay, cluster } = parts;
+      parts.sagas = await SagaHost.start({
+        app: options.app,
+        shards,
+        owns: (partition) => cluster?.owns(partition) ?? true,
+        head: (partition) => feed.localHead(partition),
+        confirmed: relay === undefined ? undefined : (partition, seq) => relay.waitPublished(partition, seq, sagaConfirmWaitMs),
+        submit: (prepared) => runtime.submit(prepared),
+        read: (partition, request) => runtime.readAt(partition, request),
+        logger,
+      });
+    }
+    return runtime;
   } catch (error) {
     await new NodeRuntime(parts).close();
     throw error;
   }
-  return new NodeRuntime(parts);
 }

@@ -25,6 +25,7 @@ import type { CommitFeed } from './commit-feed.ts';
 import type { DataDirLock } from './data-dir-lock.ts';
 import { localViews } from './local-views.ts';
 import type { ProjectorHost } from './projector-host.ts';
+import { noSagas, type SagaHost } from './saga-host.ts';
 import { relaySourceOf } from './relay-source.ts';
 import type { ShardStats } from './shard-host.ts';
 import type { Logger } from '../logger.ts';
@@ -44,6 +45,7 @@ export interface NodeRuntimeParts<A extends App> {
   relay?: JetStreamRelay | undefined;
   cluster?: ClusterNode | undefined;
   projectors?: ProjectorHost | undefined;
+  sagas?: SagaHost | undefined;
 }
 
 /**
@@ -161,6 +163,11 @@ export class NodeRuntime<A extends App = App> implements Runtime<A> {
     return this.parts.cluster?.views ?? localViews(projectors);
   }
 
+  get sagas(): SagaHost {
+    this.assertOpen();
+    return this.parts.sagas ?? noSagas();
+  }
+
   onCommit(listener: CommitListener): () => void {
     return this.parts.feed.onCommit(listener);
   }
@@ -245,7 +252,8 @@ export class NodeRuntime<A extends App = App> implements Runtime<A> {
     this.closing ??= (async () => {
       this.closed = true;
       clearInterval(this.pruneTimer);
-      const { cluster, relay, projectors, checkpointer, shards, lock } = this.parts;
+      const { cluster, relay, projectors, checkpointer, shards, lock, sagas } = this.parts;
+      await sagas?.close();
       await cluster?.stop();
       // Whatever commits after the relay stops is published by the next start: it resumes from the logs.
       await relay?.close();
@@ -266,7 +274,8 @@ export class NodeRuntime<A extends App = App> implements Runtime<A> {
     return this.readAt(partitionOf(streamName(aggregate, id), this.partitions), request);
   }
 
-  private async readAt<K extends ShardCallType>(partition: number, request: ShardRequest<K>): Promise<ShardResponse<K>> {
+  /** Reads from wherever the partition is served: this node's shard, or in a cluster its owner. */
+  async readAt<K extends ShardCallType>(partition: number, request: ShardRequest<K>): Promise<ShardResponse<K>> {
     const { cluster, shards } = this.parts;
     if (cluster === undefined) return shards.requestFor(partition, request);
     // The owner's answer crossed NATS: it is checked here, where it arrives.

@@ -3,7 +3,7 @@ import { Piscina, move } from 'piscina';
 import { decodeWire, encodeWire } from '../codec.ts';
 import { deserializeError, makeError, ShardlogError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
-import { responseTo, type CommandEnvelope, type CommandResult, type ShardCallType, type ShardReply, type ShardRequest, type ShardResponse, type ShardWorkerData } from '../protocol.ts';
+import { responseTo, type SagaActivity, type CommandEnvelope, type CommandResult, type ShardCallType, type ShardReply, type ShardRequest, type ShardResponse, type ShardWorkerData } from '../protocol.ts';
 
 export interface ShardHostOptions {
   worker: ShardWorkerData;
@@ -31,6 +31,8 @@ export interface BatchReport {
   heads: number[];
   /** The committed events themselves, when the shard was asked to return them. */
   committedEvents?: BusEvent[] | undefined;
+  /** The saga instances the batch changed, with their outbox and timers as they are now. */
+  sagas?: SagaActivity[] | undefined;
 }
 
 export interface RestartPolicy {
@@ -228,7 +230,7 @@ export class ShardHost {
         pending.reject(deserializeError(reply.error));
       }
     }
-    this.options.onBatch?.({ shard: this.shard, commands: batch.length, events, durationMs: performance.now() - sentAt, heads: response.heads, committedEvents: response.events });
+    this.options.onBatch?.({ shard: this.shard, commands: batch.length, events, durationMs: performance.now() - sentAt, heads: response.heads, committedEvents: response.events, sagas: response.sagas });
   }
 
   /** Piscina has already replaced the dead thread; we hold batches back for a growing delay. */

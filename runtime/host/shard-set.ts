@@ -30,6 +30,11 @@ export class ShardSet {
     return this.hostOf(partition).request(request);
   }
 
+  /** Sends a request to one shard. */
+  requestShard<K extends ShardCallType>(shard: number, request: ShardRequest<K>): Promise<ShardResponse<K>> {
+    return this.hosts[shard]!.request(request);
+  }
+
   stats(): ShardStats[] {
     return this.hosts.map((host) => host.stats());
   }

@@ -9,6 +9,11 @@ import { ActorCache } from './actor-cache.ts';
 import { GroupCommit } from './group-commit.ts';
 import { ShardReads } from './reads.ts';
 import { replicaRows } from './replica-rows.ts';
+import { sagaDeliveriesOf } from './saga-deliveries.ts';
+import { sagaRowOf } from './saga-tables.ts';
+import { actorNamed } from '../define/actors.ts';
+import { loadActor } from './actor-loader.ts';
+import type { SagaInstance } from '../define/saga-actor.ts';
 import { ShardLog } from './shard-log.ts';
 
 /** Everything a shard thread does, behind one request → response function. */
@@ -16,8 +21,9 @@ export class ShardEngine {
   private readonly log: ShardLog;
   private readonly groupCommit: GroupCommit;
   private readonly reads: ShardReads;
+  private readonly actors: ActorCache;
 
-  constructor(app: App, private readonly config: ShardWorkerData) {
+  constructor(private readonly app: App, private readonly config: ShardWorkerData) {
     const directory = join(config.dataDir, 'shards');
     mkdirSync(directory, { recursive: true });
     this.log = new ShardLog(join(directory, `${config.shard}.db`), config.durability, {
@@ -26,6 +32,7 @@ export class ShardEngine {
       partitions: config.partitions,
     });
     const actors = new ActorCache(config.maxLiveActors);
+    this.actors = actors;
     this.groupCommit = new GroupCommit(app, this.log, actors, config);
     this.reads = new ShardReads(app, this.log, actors);
   }
@@ -61,8 +68,10 @@ export class ShardEngine {
     published: () => ({ marks: [...this.log.publishedSeqs()].flat() }),
     'truncate-partition': (request) => {
       this.assertOwned(request.partition);
-      this.log.truncatePartition(request.partition, request.after);
-      return { head: this.groupCommit.forgetPartition(request.partition) };
+      const cut = this.log.truncatePartition(request.partition, request.after);
+      const head = this.groupCommit.forgetPartition(request.partition);
+      this.rewriteSagaRows(request.partition, cut);
+      return { head };
     },
     'append-replica': (request) => {
       this.assertOwned(request.partition);
@@ -73,7 +82,9 @@ export class ShardEngine {
       }
       const rows = replicaRows(request.events);
       this.log.appendReplica(rows.events, rows.commands, request.partition, request.events.at(-1)?.seq ?? expected - 1);
-      return { head: this.groupCommit.forgetPartition(request.partition) };
+      const head = this.groupCommit.forgetPartition(request.partition);
+      this.rewriteSagaRows(request.partition, rows.events.map((event) => event.stream));
+      return { head };
     },
     command: (request) => {
       const row = this.log.findCommand(request.commandId);
@@ -83,11 +94,40 @@ export class ShardEngine {
     },
     // One bounded chunk per request keeps commands from waiting behind a long delete.
     prune: (request) => ({ commands: this.log.pruneCommands(request.recordedBefore, request.limit) }),
+    'saga-deliveries': ({ record, read, limit }) => {
+      this.log.sagas.recordRouted(record);
+      const partitions = [];
+      let left = limit;
+      for (let index = 0; index < read.length && left > 0; index += 3) {
+        const [partition, after, until] = [read[index]!, read[index + 1]!, read[index + 2]!];
+        this.assertOwned(partition);
+        const rows = this.log.partitionEventsAfter(partition, after, Math.min(left, until - after)).filter((row) => row.seq <= until);
+        if (rows.length === 0) continue;
+        left -= rows.length;
+        partitions.push(sagaDeliveriesOf(this.app, partition, rows, rows.at(-1)!.seq));
+      }
+      return { partitions, routed: read.length === 0 ? [...this.log.sagas.routedSeqs()].flat() : [] };
+    },
+    'saga-work': ({ partitions }) => ({ work: this.log.sagas.work(partitions) }),
+    'saga-list': ({ partitions, saga, status, limit }) => ({ items: this.log.sagas.list({ partitions, saga, status, limit }) }),
+    'saga-running': ({ partitions }) => ({ sagas: this.log.sagas.running(partitions) }),
     close: () => {
       this.close();
       return {};
     },
   };
+
+  /** After a copy from the stream or a cut, a saga's row is rebuilt from its events alone. */
+  private rewriteSagaRows(partition: number, streams: readonly string[]): void {
+    const now = Date.now();
+    for (const stream of new Set(streams)) {
+      const saga = stream.slice(0, stream.indexOf('/'));
+      if (!this.app.sagaByName.has(saga)) continue;
+      this.actors.delete(stream);
+      const instance = loadActor(this.log, actorNamed(this.app, saga), stream).state as SagaInstance;
+      this.log.sagas.write(sagaRowOf({ stream, partition, saga, to: instance.status, startedAt: instance.startedAt, pending: instance.pending, timers: instance.timers }, now));
+    }
+  }
 
   private assertOwned(partition: number): void {
     if (partition % this.config.shards !== this.config.shard) {

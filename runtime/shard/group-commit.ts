@@ -1,14 +1,17 @@
 import { hash } from 'node:crypto';
-import { aggregateNamed, type App, type AnyAggregate } from '../define/app.ts';
+import type { App, AnyAggregate } from '../define/app.ts';
+import { actorNamed } from '../define/actors.ts';
 import { decide, evolve } from '../define/execute.ts';
 import { decodeStored, encodeStored } from '../codec.ts';
 import { makeError, RejectedError, serializeError, ShardlogError } from '../errors.ts';
 import { formatPosition, partitionOf, shardOf, streamName } from '../partitioning.ts';
 import type { BusEvent } from '../bus/bus-event.ts';
-import type { CommandEnvelope, CommandReply, ShardWorkerData } from '../protocol.ts';
+import type { SagaInstance } from '../define/saga-actor.ts';
+import type { CommandEnvelope, CommandReply, SagaActivity, ShardWorkerData } from '../protocol.ts';
 import type { Actor, ActorCache } from './actor-cache.ts';
 import { loadActor } from './actor-loader.ts';
 import { generatedCommandKey } from './generated-command-key.ts';
+import { sagaRowOf } from './saga-tables.ts';
 import type { BatchWrite, ShardLog } from './shard-log.ts';
 
 /** The command-side state of one batch, before it commits. */
@@ -27,6 +30,8 @@ interface Batch {
   poisoned: Set<string>;
   /** The batch's events as the bus carries them, when the host asked for them. */
   busEvents: BusEvent[] | undefined;
+  /** Saga instances this batch changed, by stream; `from` is their status before the batch. */
+  sagas: Map<string, SagaActivity>;
 }
 
 /**
@@ -66,7 +71,7 @@ export class GroupCommit {
   }
 
   /** Decides and commits a batch; `heads` lists [partition, last seq] of every partition it appended to. */
-  run(commands: readonly CommandEnvelope[]): { replies: CommandReply[]; heads: number[]; events?: BusEvent[] } {
+  run(commands: readonly CommandEnvelope[]): { replies: CommandReply[]; heads: number[]; events?: BusEvent[]; sagas?: SagaActivity[] } {
     this.lastNow = Math.max(this.lastNow, Date.now());
     const batch: Batch = {
       now: this.lastNow,
@@ -77,6 +82,7 @@ export class GroupCommit {
       writing: new Set(),
       poisoned: new Set(),
       busEvents: this.config.returnEvents ? [] : undefined,
+      sagas: new Map(),
     };
     const replies: CommandReply[] = [];
     const repeats: [index: number, of: number][] = [];
@@ -95,6 +101,7 @@ export class GroupCommit {
     }
     const heads: number[] = [];
     let committed = false;
+    if (batch.sagas.size > 0) batch.write.sagas = [...batch.sagas.values()].map((activity) => sagaRowOf(activity, batch.now));
     if (batch.writing.size > 0 && this.commit(batch, replies)) {
       committed = true;
       for (const partition of batch.seqBefore.keys()) heads.push(partition, this.lastSeq.get(partition)!);
@@ -105,7 +112,12 @@ export class GroupCommit {
       else this.actors.set(actor);
     }
     this.actors.trim();
-    return committed && batch.busEvents !== undefined && batch.busEvents.length > 0 ? { replies, heads, events: batch.busEvents } : { replies, heads };
+    return {
+      replies,
+      heads,
+      ...(committed && batch.busEvents !== undefined && batch.busEvents.length > 0 ? { events: batch.busEvents } : {}),
+      ...(committed && batch.sagas.size > 0 ? { sagas: [...batch.sagas.values()] } : {}),
+    };
   }
 
   private commit(batch: Batch, replies: CommandReply[]): boolean {
@@ -228,6 +240,11 @@ export class GroupCommit {
       return { type: event.type, version };
     });
     this.lastSeq.set(partition, seq);
+    if (this.app.sagaByName.has(aggregate.name)) {
+      const instance = state as SagaInstance;
+      const from = batch.sagas.get(actor.stream)?.from ?? (actor.state as SagaInstance).status;
+      batch.sagas.set(actor.stream, { stream: actor.stream, partition, saga: aggregate.name, from, to: instance.status, pending: instance.pending, timers: instance.timers, startedAt: instance.startedAt });
+    }
     actor.state = state;
     actor.version = previousVersion + events.length;
     batch.touched.set(actor.stream, actor);
@@ -239,7 +256,7 @@ export class GroupCommit {
   }
 
   private aggregate(name: string): AnyAggregate {
-    return aggregateNamed(this.app, name);
+    return actorNamed(this.app, name);
   }
 }
 

@@ -1,4 +1,5 @@
-import { aggregateNamed, type App, type AnyAggregate } from '../define/app.ts';
+import type { App, AnyAggregate } from '../define/app.ts';
+import { actorNamed } from '../define/actors.ts';
 import { initialStateOf } from '../define/execute.ts';
 import { decodeStored } from '../codec.ts';
 import { makeError } from '../errors.ts';
@@ -73,6 +74,6 @@ export class ShardReads {
   }
 
   private aggregate(name: string): AnyAggregate {
-    return aggregateNamed(this.app, name);
+    return actorNamed(this.app, name);
   }
 }

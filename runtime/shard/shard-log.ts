@@ -5,6 +5,7 @@ import { formatPosition } from '../partitioning.ts';
 import type { CommandReply } from '../protocol.ts';
 import { generatedCommandKey, generatedKeyFloor } from './generated-command-key.ts';
 import { migrate } from './migrations.ts';
+import { SagaTables, type SagaRow } from './saga-tables.ts';
 
 export interface EventRow {
   partition: number;
@@ -56,6 +57,8 @@ export interface BatchWrite {
   commands: CommandRow[];
   generatedCommands?: GeneratedCommandRow[];
   snapshots: SnapshotRow[];
+  /** Rows of the saga instances this batch changed. */
+  sagas?: SagaRow[];
 }
 
 export interface ShardIdentity {
@@ -86,6 +89,7 @@ export class ShardLog {
   private readonly deleteOldGeneratedCommands;
   private readonly upsertPublished;
   private readonly commitBatch: (batch: BatchWrite) => void;
+  readonly sagas: SagaTables;
 
   constructor(file: string, durability: Durability, identity: ShardIdentity) {
     // This thread is the only writer; a lock held elsewhere (a backup tool, a stray process)
@@ -151,11 +155,13 @@ export class ShardLog {
       `INSERT INTO relay (partition, published_seq) VALUES (?, ?)
        ON CONFLICT (partition) DO UPDATE SET published_seq = MAX(published_seq, excluded.published_seq)`,
     );
+    this.sagas = new SagaTables(this.db);
     this.commitBatch = this.db.transaction((batch: BatchWrite) => {
       for (const e of batch.events) this.insertEvent.run(e.partition, e.seq, e.stream, e.version, e.type, e.schema_version, e.data, e.meta, e.recorded_at);
       for (const c of batch.commands) this.insertCommand.run(c.id, c.stream, c.fingerprint, c.result, c.recorded_at);
       for (const c of batch.generatedCommands ?? []) this.insertGeneratedCommand.run(c.key, c.partition, c.seq, c.events, c.fingerprint, c.stream, c.result);
       for (const snapshot of batch.snapshots) this.upsertSnapshot.run(snapshot);
+      for (const row of batch.sagas ?? []) this.sagas.write(row);
     });
   }
 
@@ -271,9 +277,10 @@ export class ShardLog {
    * Forgets a partition's events after `afterSeq` with the command records behind them, and
    * the snapshots of the streams it touched: the cluster does this to events the stream never
    * confirmed before a node takes the partition (back), then copies the stream's own.
+   * Returns the streams it cut.
    */
-  truncatePartition(partition: number, afterSeq: number): void {
-    this.db.transaction(() => {
+  truncatePartition(partition: number, afterSeq: number): string[] {
+    return this.db.transaction(() => {
       const dropped = this.db
         .prepare<[number, number], { stream: string; meta: Buffer | null }>('SELECT stream, meta FROM events WHERE partition = ? AND seq > ?')
         .all(partition, afterSeq);
@@ -293,6 +300,9 @@ export class ShardLog {
       this.db
         .prepare<[number, number]>('INSERT INTO relay (partition, published_seq) VALUES (?, ?) ON CONFLICT (partition) DO UPDATE SET published_seq = excluded.published_seq')
         .run(partition, afterSeq);
+      // Events past the cut are replaced by the stream's: they must be delivered to sagas again.
+      this.db.prepare<[number, number]>('UPDATE saga_routed SET routed_seq = MIN(routed_seq, ?) WHERE partition = ?').run(afterSeq, partition);
+      return [...new Set(dropped.map(({ stream }) => stream))];
     })();
   }
 

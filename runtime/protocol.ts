@@ -64,6 +64,7 @@ export interface SagaSummary {
   updatedAt: number;
   pendingCommands: number;
   timers: number;
+  parked: number;
 }
 
 /** A saga instance a committed batch changed: its status before and after, and its outbox and timers now. */
@@ -76,6 +77,8 @@ export interface SagaActivity {
   startedAt: number;
   pending: PendingCommand[];
   timers: Record<string, number>;
+  /** Inputs in its dead-letter list. */
+  parked: number;
 }
 
 /** One partition's events delivered to sagas: `upTo` is the last seq read, whether or not it was for a saga. */
@@ -118,6 +121,8 @@ export interface ShardCalls {
   /** The outbox and timers of the saga instances in these partitions. */
   'saga-work': { request: { partitions: number[] }; response: { work: (SagaWork & { stream: string; partition: number })[] } };
   'saga-list': { request: { partitions: number[]; saga?: string; status?: string; limit: number }; response: { items: SagaSummary[] } };
+  /** Instances of a saga with parked inputs, in these partitions: [correlation id, …], the latest parked first. */
+  'saga-parked': { request: { partitions: number[]; saga: string; limit: number }; response: { correlationIds: string[] } };
   'saga-running': { request: { partitions: number[] }; response: { sagas: { saga: string; running: number; oldestStartedAt: number }[] } };
   close: { request: object; response: object };
 }

@@ -160,6 +160,20 @@ export interface SagaView {
   };
   /** The inputs its last reaction handled. */
   lastHandled: string[];
+  /** Inputs whose handler kept failing, waiting for `dlq retry` or `dlq skip`. */
+  parked: { input: string; error: string; parkedAt: string }[];
+}
+
+/** A saga instance with parked inputs, as `dlq list <saga>` shows it; `id` is its correlation id. */
+export interface SagaDeadLetter {
+  id: string;
+  saga: string;
+  correlationId: string;
+  status: Exclude<SagaStatus, 'new'>;
+  /** Why the first parked input failed. */
+  error: string;
+  parkedAt: string;
+  inputs: string[];
 }
 
 /** Saga instances that changed status on this node since it started. */
@@ -180,6 +194,12 @@ export interface Sagas {
   metrics(): Promise<(SagaCounts & { saga: string; inFlight: number; oldestInFlightSeconds: number })[]>;
   /** Committed events not yet delivered to sagas, commands decided and not settled, timers set: on this node. */
   backlog(): { undelivered: number; pendingCommands: number; timers: number };
+  /** Instances of a saga with parked inputs (a handler kept throwing), in this node's partitions, latest first. */
+  deadLetters(saga: string, query?: { limit?: number }): Promise<SagaDeadLetter[]>;
+  /** Runs an instance's parked inputs again with the current code, all or nothing; SHARDLOG_DLQ_CONFLICT if none is parked or one fails again. */
+  retry(saga: string, correlationId: string): Promise<void>;
+  /** Drops an instance's parked inputs; SHARDLOG_DLQ_CONFLICT if none is parked. */
+  skip(saga: string, correlationId: string): Promise<void>;
 }
 
 /** This node's part in a cluster, as the runtime shows it. */

@@ -32,6 +32,8 @@ export interface SagaInstance {
   seen: Record<string, number>;
   /** The inputs of the last reaction, as the audit trail shows them. */
   handled: string[];
+  /** Inputs whose handler kept failing (the saga's dead letters). */
+  parked: ParkedInput[];
 }
 
 /** One committed event delivered to a saga instance; `step` when one of the instance's own commands caused it. */
@@ -54,6 +56,12 @@ export interface SagaInputs {
   react: { events: DeliveredEvent[] };
   settle: { step: number; ok: true } | { step: number; ok: false; code: string; detail: string; data: Record<string, unknown> };
   fire: { name: string; due: number };
+  /** The runtime gave up retrying this input: it is taken as delivered and its handler calls are parked. */
+  park: { kind: 'react' | 'settle' | 'fire'; input: SagaInputs['react'] | SagaInputs['settle'] | SagaInputs['fire']; error: string };
+  /** Runs the parked handler calls again, in order, with the current code; all or nothing. */
+  retry: Record<string, never>;
+  /** Drops the parked handler calls. */
+  skip: Record<string, never>;
 }
 
 /** The metadata a saga's command carries into its events, so the router brings them back to the instance. */
@@ -62,6 +70,8 @@ export interface SagaStepMetadata {
   correlationId: string;
   step: number;
 }
+
+const sagaInputKinds = ['react', 'settle', 'fire', 'park', 'retry', 'skip'] as const satisfies readonly (keyof SagaInputs)[];
 
 export const sagaEventTypes = ['SagaStarted', 'SagaReacted', 'SagaFinished'] as const;
 export type SagaEventType = (typeof sagaEventTypes)[number];
@@ -72,7 +82,7 @@ export function isFinished(status: SagaStatus): boolean {
   return terminal.has(status);
 }
 
-export const newInstance = (): SagaInstance => ({ status: 'new', state: null, startedAt: 0, nextStep: 1, pending: [], timers: {}, seen: {}, handled: [] });
+export const newInstance = (): SagaInstance => ({ status: 'new', state: null, startedAt: 0, nextStep: 1, pending: [], timers: {}, seen: {}, handled: [], parked: [] });
 
 /**
  * The id of a saga's step command: `<saga>/<correlationId>/<step>`, as DESIGN.md says; a
@@ -147,27 +157,55 @@ export function stepSaga<K extends keyof SagaInputs>(saga: AnySaga, current: Sag
   }
 }
 
+/** A handler call, as a parked input keeps it to run again on `retry`. */
+export type HandlerCall =
+  | { on: 'event'; event: DeliveredEvent }
+  | { on: 'rejection'; rejection: { step: number; command: Omit<PendingCommand, 'step'>; code: string; detail: string; data: Record<string, unknown> } }
+  | { on: 'timer'; name: string };
+
+/** An input whose handler kept failing: kept in the instance until `retry` runs it again or `skip` drops it. */
+export interface ParkedInput {
+  call: HandlerCall;
+  description: string;
+  error: string;
+  parkedAt: number;
+}
+
+function invoke(saga: AnySaga, state: unknown, call: HandlerCall, context: SagaContext): ReturnType<Handler> {
+  if (call.on === 'event') return sagaHandlerOf(saga, `${call.event.aggregate}.${call.event.type}`)?.(state, sagaEventOf(call.event), context);
+  if (call.on === 'rejection') return saga.onRejected?.(state, call.rejection as never, context);
+  return saga.onTimer?.(state, { name: call.name }, context);
+}
+
 function step<K extends keyof SagaInputs>(saga: AnySaga, current: SagaInstance, kind: K, input: SagaInputs[K], ctx: DecideContext): SagaInstance {
   const next: SagaInstance = structuredClone(current);
   next.handled = [];
   const context: SagaContext = { correlationId: ctx.id, now: ctx.now };
   const now = ctx.now.getTime();
   let changed = false;
-  const run = (description: string, handler: () => ReturnType<Handler>): void => {
+  // `park` runs its input like the original, except that each handler call is parked, not made.
+  const parking = kind === 'park' ? (input as SagaInputs['park']) : undefined;
+  const run = (description: string, call: HandlerCall): void => {
+    changed = true;
+    if (parking !== undefined) {
+      next.parked.push({ call, description, error: parking.error, parkedAt: now });
+      next.handled.push(`${description} parked`);
+      return;
+    }
     let reaction: ReturnType<Handler>;
     try {
-      reaction = handler();
+      reaction = invoke(saga, next.state, call, context);
     } catch (error) {
       if (error instanceof SagaHandlerFailure) throw error;
       throw new SagaHandlerFailure(`${saga.name} ${description}: ${error instanceof Error ? error.message : String(error)}`);
     }
     next.handled.push(description);
-    changed = true;
     if (reaction !== undefined) apply(saga, next, reaction, now, description);
   };
+  const effective = parking === undefined ? { kind: kind, input: input as unknown } : { kind: parking.kind, input: parking.input };
 
-  if (kind === 'react') {
-    for (const event of (input as SagaInputs['react']).events) {
+  if (effective.kind === 'react') {
+    for (const event of (effective.input as SagaInputs['react']).events) {
       const partition = String(event.partition);
       if ((next.seen[partition] ?? 0) >= event.seq) continue;
       const type = `${event.aggregate}.${event.type}`;
@@ -180,41 +218,51 @@ function step<K extends keyof SagaInputs>(saga: AnySaga, current: SagaInstance, 
         next.startedAt = now;
         if (saga.timeoutMs !== undefined) next.timers.timeout = now + saga.timeoutMs;
       }
+      // A finished instance records nothing more, except the settling of its last steps above.
+      if (isFinished(next.status)) continue;
       next.seen[partition] = event.seq;
       changed = true;
-      if (isFinished(next.status)) continue;
-      const handler = sagaHandlerOf(saga, type);
-      if (handler !== undefined) run(description, () => handler(next.state, sagaEventOf(event), context));
+      if (sagaHandlerOf(saga, type) !== undefined) run(description, { on: 'event', event });
       else next.handled.push(description);
     }
-  } else if (kind === 'settle') {
-    const outcome = input as SagaInputs['settle'];
+  } else if (effective.kind === 'settle') {
+    const outcome = effective.input as SagaInputs['settle'];
     const pending = next.pending.find((command) => command.step === outcome.step);
     if (pending !== undefined) {
       settleStep(next, outcome.step);
       changed = true;
       const description = outcome.ok ? `step ${outcome.step} done` : `step ${outcome.step} refused: ${outcome.code}`;
       if (!outcome.ok && !isFinished(next.status) && saga.onRejected !== undefined) {
-        const onRejected = saga.onRejected;
-        const rejection = { step: outcome.step, command: { aggregate: pending.aggregate, id: pending.id, command: pending.command, input: pending.input }, code: outcome.code, detail: outcome.detail, data: outcome.data };
-        run(description, () => onRejected(next.state, rejection as never, context));
+        const { step: _step, ...command } = pending;
+        run(description, { on: 'rejection', rejection: { step: outcome.step, command, code: outcome.code, detail: outcome.detail, data: outcome.data } });
       } else {
         next.handled.push(description);
       }
     }
-  } else {
-    const { name, due } = input as SagaInputs['fire'];
+  } else if (effective.kind === 'fire') {
+    const { name, due } = effective.input as SagaInputs['fire'];
     if (next.timers[name] === due && !isFinished(next.status)) {
       delete next.timers[name];
       changed = true;
       const description = `timer ${name}`;
-      const onTimer = saga.onTimer;
-      if (onTimer !== undefined) run(description, () => onTimer(next.state, { name }, context));
+      if (saga.onTimer !== undefined) run(description, { on: 'timer', name });
       else if (name === 'timeout') {
         next.handled.push(description);
         finish(next, 'timed-out');
       } else next.handled.push(description);
     }
+  } else if (kind === 'retry') {
+    const parked = next.parked;
+    next.parked = [];
+    for (const entry of parked) {
+      if (isFinished(next.status)) next.handled.push(`${entry.description} dropped: the saga has finished`);
+      else run(entry.description, entry.call);
+    }
+    changed = parked.length > 0;
+  } else if (kind === 'skip') {
+    next.handled = next.parked.map((entry) => `${entry.description} skipped`);
+    changed = next.parked.length > 0;
+    next.parked = [];
   }
   return changed ? next : current;
 }
@@ -287,7 +335,7 @@ export function sagaActorOf(saga: AnySaga): AnyAggregate {
     name: saga.name,
     initialState: newInstance,
     events: events as never,
-    commands: { react: command('react'), settle: command('settle'), fire: command('fire') } as never,
+    commands: Object.fromEntries(sagaInputKinds.map((kind) => [kind, command(kind)])) as never,
     snapshotSchema: 'saga1',
   };
   return actor;

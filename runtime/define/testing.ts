@@ -8,6 +8,8 @@ import { commandOf, decide, evolve, initialStateOf } from './execute.ts';
 import { Rejection } from './rejection.ts';
 
 /** Accepts `as const` literals as well: a spec never mutates what it is given. */
+export { givenSaga } from './saga-testing.ts';
+
 type Immutable<T> = T extends (...args: never[]) => unknown ? T : T extends object ? { readonly [K in keyof T]: Immutable<T[K]> } : T;
 
 type EventTypeOf<A extends AnyAggregate> = keyof A['events'] & string;

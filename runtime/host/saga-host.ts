@@ -1,17 +1,23 @@
 import { newCommandId } from '../command-id.ts';
 import { sagaNamed, type App } from '../define/app.ts';
 import { stepCommandId, type DeliveredEvent, type SagaInputs, type SagaInstance, type SagaStepMetadata } from '../define/saga-actor.ts';
-import { makeError } from '../errors.ts';
+import { makeError, RejectedError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { assertValidId, partitionOf, shardOf, streamName } from '../partitioning.ts';
 import type { SagaActivity, SagaDeliveries, SagaSummary, ShardRequest, ShardResponse } from '../protocol.ts';
-import type { DispatchResult, PreparedCommand, SagaCounts, Sagas, SagaView } from '../runtime.ts';
+import type { DispatchResult, PreparedCommand, SagaCounts, SagaDeadLetter, Sagas, SagaView } from '../runtime.ts';
+import { setTimeout as delay } from 'node:timers/promises';
 import { checkedCount } from './checked-input.ts';
 import { prepareCommand } from './command-preparation.ts';
 import { SagaOutbox } from './saga-outbox.ts';
 import { SagaRouter } from './saga-router.ts';
 import { SagaTimers } from './saga-timers.ts';
 import type { ShardSet } from './shard-set.ts';
+
+const handlerFailed = 'saga-handler-failed';
+/** Tries of a failing handler before its input is parked, and the first pause between them (doubling). */
+const handlerAttempts = 4;
+const handlerRetryMs = 50;
 
 export interface SagaHostOptions {
   app: App;
@@ -65,12 +71,12 @@ export class SagaHost implements Sagas {
           }),
         );
       },
-      settle: (saga, correlationId, outcome) => this.input(saga, correlationId, 'settle', outcome),
+      settle: (saga, correlationId, outcome) => this.handle(saga, correlationId, 'settle', outcome),
       owns,
       logger: options.logger,
     });
     this.timers = new SagaTimers({
-      fire: (saga, correlationId, name, due) => this.input(saga, correlationId, 'fire', { name, due }),
+      fire: (saga, correlationId, name, due) => this.handle(saga, correlationId, 'fire', { name, due }),
       owns,
       logger: options.logger,
     });
@@ -131,6 +137,7 @@ export class SagaHost implements Sagas {
     const { state, version } = await this.options.read(partition, { type: 'state', aggregate: sagaName, id: correlationId });
     const instance = state as SagaInstance;
     if (version === 0 || instance.status === 'new') return undefined;
+    const parked = instance.parked.map(({ description, error, parkedAt }) => ({ input: description, error, parkedAt: new Date(parkedAt).toISOString() }));
     return {
       saga: sagaName,
       correlationId,
@@ -143,6 +150,7 @@ export class SagaHost implements Sagas {
         timers: Object.entries(instance.timers).map(([name, due]) => ({ name, dueAt: new Date(due).toISOString() })),
       },
       lastHandled: instance.handled,
+      parked,
     };
   }
 
@@ -212,7 +220,83 @@ export class SagaHost implements Sagas {
       if (instance === undefined) byInstance.set(key, (instance = { saga, correlationId, events: [] }));
       instance.events.push(event);
     }
-    await Promise.all([...byInstance.values()].map(({ saga, correlationId, events }) => this.input(saga, correlationId, 'react', { events })));
+    await Promise.all([...byInstance.values()].map(({ saga, correlationId, events }) => this.handle(saga, correlationId, 'react', { events })));
+  }
+
+  /**
+   * Gives an instance an input. A handler that throws is tried again (it may depend on code
+   * being redeployed, or on nothing at all), then its input is parked in the instance's
+   * dead-letter list and taken as delivered, so the events behind it flow on.
+   */
+  private async handle<K extends 'react' | 'settle' | 'fire'>(saga: string, correlationId: string, kind: K, input: SagaInputs[K]): Promise<unknown> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.input(saga, correlationId, kind, input);
+      } catch (error) {
+        if (!(error instanceof RejectedError && error.reason === handlerFailed)) throw error;
+        if (attempt >= handlerAttempts) {
+          this.options.logger.warn({ saga, correlationId, input: kind, error: error.detail }, 'a saga handler keeps failing: its input is parked (shardlog dlq list)');
+          return await this.input(saga, correlationId, 'park', { kind, input, error: error.detail });
+        }
+        await delay(handlerRetryMs * 2 ** (attempt - 1));
+      }
+    }
+  }
+
+  async deadLetters(sagaName: string, query: { limit?: number } = {}): Promise<SagaDeadLetter[]> {
+    sagaNamed(this.options.app, sagaName);
+    const limit = checkedCount('limit', query.limit ?? 100, 1, 10_000);
+    const { shards } = this.options;
+    const answers = await Promise.all(
+      Array.from({ length: shards.count }, (_, shard) => shards.requestShard(shard, { type: 'saga-parked', partitions: this.servedOf(shard), saga: sagaName, limit })),
+    );
+    const letters: SagaDeadLetter[] = [];
+    for (const correlationId of answers.flatMap(({ correlationIds }) => correlationIds).slice(0, limit)) {
+      const instance = await this.instance(sagaName, correlationId);
+      const first = instance?.parked[0];
+      if (instance === undefined || first === undefined) continue;
+      letters.push({
+        id: correlationId,
+        saga: sagaName,
+        correlationId,
+        status: instance.status as SagaDeadLetter['status'],
+        error: first.error,
+        parkedAt: new Date(first.parkedAt).toISOString(),
+        inputs: instance.parked.map((entry) => entry.description),
+      });
+    }
+    return letters;
+  }
+
+  async retry(sagaName: string, correlationId: string): Promise<void> {
+    await this.resolveParked(sagaName, correlationId, 'retry');
+  }
+
+  async skip(sagaName: string, correlationId: string): Promise<void> {
+    await this.resolveParked(sagaName, correlationId, 'skip');
+  }
+
+  private async resolveParked(sagaName: string, correlationId: string, kind: 'retry' | 'skip'): Promise<void> {
+    sagaNamed(this.options.app, sagaName);
+    assertValidId(correlationId);
+    const instance = await this.instance(sagaName, correlationId);
+    if (instance === undefined || instance.parked.length === 0) {
+      throw makeError('SHARDLOG_DLQ_CONFLICT', `${sagaName}/${correlationId} has no parked input`, { saga: sagaName, correlationId });
+    }
+    try {
+      await this.input(sagaName, correlationId, kind, {});
+    } catch (error) {
+      if (error instanceof RejectedError && error.reason === handlerFailed) {
+        throw makeError('SHARDLOG_DLQ_CONFLICT', `retrying ${sagaName}/${correlationId} failed again: ${error.detail}`, { saga: sagaName, correlationId, error: error.detail });
+      }
+      throw error;
+    }
+  }
+
+  private async instance(sagaName: string, correlationId: string): Promise<SagaInstance | undefined> {
+    const partition = partitionOf(streamName(sagaName, correlationId), this.options.shards.partitions);
+    const { state, version } = await this.options.read(partition, { type: 'state', aggregate: sagaName, id: correlationId });
+    return version === 0 ? undefined : (state as SagaInstance);
   }
 
   private input<K extends keyof SagaInputs>(saga: string, correlationId: string, kind: K, input: SagaInputs[K]): Promise<DispatchResult> {

@@ -110,6 +110,7 @@ export class ShardEngine {
     },
     'saga-work': ({ partitions }) => ({ work: this.log.sagas.work(partitions) }),
     'saga-list': ({ partitions, saga, status, limit }) => ({ items: this.log.sagas.list({ partitions, saga, status, limit }) }),
+    'saga-parked': ({ partitions, saga, limit }) => ({ correlationIds: this.log.sagas.parked(saga, partitions, limit) }),
     'saga-running': ({ partitions }) => ({ sagas: this.log.sagas.running(partitions) }),
     close: () => {
       this.close();
@@ -125,7 +126,7 @@ export class ShardEngine {
       if (!this.app.sagaByName.has(saga)) continue;
       this.actors.delete(stream);
       const instance = loadActor(this.log, actorNamed(this.app, saga), stream).state as SagaInstance;
-      this.log.sagas.write(sagaRowOf({ stream, partition, saga, to: instance.status, startedAt: instance.startedAt, pending: instance.pending, timers: instance.timers }, now));
+      this.log.sagas.write(sagaRowOf({ stream, partition, saga, to: instance.status, startedAt: instance.startedAt, pending: instance.pending, timers: instance.timers, parked: instance.parked.length }, now));
     }
   }
 

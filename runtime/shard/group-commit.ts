@@ -243,7 +243,7 @@ export class GroupCommit {
     if (this.app.sagaByName.has(aggregate.name)) {
       const instance = state as SagaInstance;
       const from = batch.sagas.get(actor.stream)?.from ?? (actor.state as SagaInstance).status;
-      batch.sagas.set(actor.stream, { stream: actor.stream, partition, saga: aggregate.name, from, to: instance.status, pending: instance.pending, timers: instance.timers, startedAt: instance.startedAt });
+      batch.sagas.set(actor.stream, { stream: actor.stream, partition, saga: aggregate.name, from, to: instance.status, pending: instance.pending, timers: instance.timers, startedAt: instance.startedAt, parked: instance.parked.length });
     }
     actor.state = state;
     actor.version = previousVersion + events.length;

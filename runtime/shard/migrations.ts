@@ -53,8 +53,8 @@ const migrations: readonly string[] = [
      stream TEXT,
      result BLOB
    ) WITHOUT ROWID;`,
-  // Saga instances beside their events: status for listing and metrics, and `work` (the
-  // outbox and timers, msgpack) while there is any, so a start or a partition that arrives
+  // Saga instances beside their events: status for listing and metrics, `parked` (inputs
+  // in its dead-letter list), and `work` (the outbox and timers, msgpack) while there is any, so a start or a partition that arrives
   // finds what to send and when without replaying every saga. `saga_routed`: how far each
   // partition's events have been delivered to sagas.
   `CREATE TABLE saga_instances (
@@ -64,10 +64,12 @@ const migrations: readonly string[] = [
      status TEXT NOT NULL,
      started_at INTEGER NOT NULL,
      updated_at INTEGER NOT NULL,
-     work BLOB
+     work BLOB,
+     parked INTEGER NOT NULL
    ) WITHOUT ROWID;
    CREATE INDEX saga_instances_by_status ON saga_instances (status, started_at);
    CREATE INDEX saga_instances_with_work ON saga_instances (partition) WHERE work IS NOT NULL;
+   CREATE INDEX saga_instances_parked ON saga_instances (saga, updated_at) WHERE parked > 0;
    CREATE TABLE saga_routed (
      partition INTEGER PRIMARY KEY,
      routed_seq INTEGER NOT NULL

@@ -13,10 +13,11 @@ export interface SagaRow {
   updatedAt: number;
   /** The outbox and timers, when there are any. */
   work: SagaWork | null;
+  parked: number;
 }
 
 /** The row of an instance as a batch (or a copy from the stream) left it. */
-export function sagaRowOf(activity: Pick<SagaActivity, 'stream' | 'partition' | 'saga' | 'to' | 'startedAt' | 'pending' | 'timers'>, now: number): SagaRow {
+export function sagaRowOf(activity: Pick<SagaActivity, 'stream' | 'partition' | 'saga' | 'to' | 'startedAt' | 'pending' | 'timers' | 'parked'>, now: number): SagaRow {
   const hasWork = activity.pending.length > 0 || Object.keys(activity.timers).length > 0;
   return {
     stream: activity.stream,
@@ -26,6 +27,7 @@ export function sagaRowOf(activity: Pick<SagaActivity, 'stream' | 'partition' | 
     startedAt: activity.startedAt,
     updatedAt: now,
     work: hasWork ? { pending: activity.pending, timers: activity.timers } : null,
+    parked: activity.parked,
   };
 }
 
@@ -39,9 +41,9 @@ export class SagaTables {
   private readonly upsertRouted;
 
   constructor(private readonly db: Database.Database) {
-    this.upsertRow = db.prepare<[string, number, string, string, number, number, Buffer | null]>(
-      `INSERT INTO saga_instances (stream, partition, saga, status, started_at, updated_at, work) VALUES (?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT (stream) DO UPDATE SET status = excluded.status, started_at = excluded.started_at, updated_at = excluded.updated_at, work = excluded.work`,
+    this.upsertRow = db.prepare<[string, number, string, string, number, number, Buffer | null, number]>(
+      `INSERT INTO saga_instances (stream, partition, saga, status, started_at, updated_at, work, parked) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (stream) DO UPDATE SET status = excluded.status, started_at = excluded.started_at, updated_at = excluded.updated_at, work = excluded.work, parked = excluded.parked`,
     );
     this.deleteRow = db.prepare<[string]>('DELETE FROM saga_instances WHERE stream = ?');
     this.upsertRouted = db.prepare<[number, number]>(
@@ -56,7 +58,7 @@ export class SagaTables {
       this.deleteRow.run(row.stream);
       return;
     }
-    this.upsertRow.run(row.stream, row.partition, row.saga, row.status, row.startedAt, row.updatedAt, row.work === null ? null : encodeStored(row.work));
+    this.upsertRow.run(row.stream, row.partition, row.saga, row.status, row.startedAt, row.updatedAt, row.work === null ? null : encodeStored(row.work), row.parked);
   }
 
   /** Instances with an outbox or timers in these partitions. */
@@ -83,8 +85,8 @@ export class SagaTables {
     }
     if (query.partitions.length === 0) return [];
     const rows = this.db
-      .prepare<(string | number)[], { stream: string; partition: number; saga: string; status: SagaStatus; started_at: number; updated_at: number; work: Buffer | null }>(
-        `SELECT stream, partition, saga, status, started_at, updated_at, work FROM saga_instances WHERE ${where.join(' AND ')} ORDER BY ${statusOrder} LIMIT ?`,
+      .prepare<(string | number)[], { stream: string; partition: number; saga: string; status: SagaStatus; started_at: number; updated_at: number; work: Buffer | null; parked: number }>(
+        `SELECT stream, partition, saga, status, started_at, updated_at, work, parked FROM saga_instances WHERE ${where.join(' AND ')} ORDER BY ${statusOrder} LIMIT ?`,
       )
       .all(...parameters, query.limit);
     return rows.map((row) => {
@@ -98,8 +100,20 @@ export class SagaTables {
         updatedAt: row.updated_at,
         pendingCommands: work?.pending.length ?? 0,
         timers: work === undefined ? 0 : Object.keys(work.timers).length,
+        parked: row.parked,
       };
     });
+  }
+
+  /** Correlation ids of a saga's instances with parked inputs, the latest parked first. */
+  parked(saga: string, partitions: readonly number[], limit: number): string[] {
+    if (partitions.length === 0) return [];
+    return this.db
+      .prepare<(string | number)[], { stream: string }>(
+        `SELECT stream FROM saga_instances WHERE saga = ? AND parked > 0 AND partition IN (${partitions.map(() => '?').join(',')}) ORDER BY updated_at DESC LIMIT ?`,
+      )
+      .all(saga, ...partitions, limit)
+      .map(({ stream }) => stream.slice(saga.length + 1));
   }
 
   /** Per saga: instances running and when the oldest of them started, in these partitions. */

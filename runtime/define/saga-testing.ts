@@ -4,12 +4,15 @@ import { z } from 'zod';
 import type { AnyAggregate, DecideContext } from './aggregate.ts';
 import type { EventPayloads } from './projection.ts';
 import { Rejection } from './rejection.ts';
-import type { Saga, SagaCommand, SagaOutcome } from './saga.ts';
+import type { AnySaga, Saga, SagaCommand, SagaOutcome } from './saga.ts';
 import { type DeliveredEvent, newInstance, type SagaInputs, type SagaInstance, type SagaStatus, stepSaga } from './saga-actor.ts';
+
+/** Accepts `as const` literals as well: a spec never mutates what it is given. */
+type Immutable<T> = T extends (...args: never[]) => unknown ? T : T extends object ? { readonly [K in keyof T]: Immutable<T[K]> } : T;
 
 /** One event in a saga spec: `{ type: 'order.OrderPlaced', id: 'o-1', data: {...} }` (`id` defaults to the correlation id). */
 export type SagaSpecEvent<Sources extends readonly AnyAggregate[]> = {
-  [Type in keyof EventPayloads<Sources> & string]: { readonly type: Type; readonly id?: string; readonly data: EventPayloads<Sources>[Type] };
+  [Type in keyof EventPayloads<Sources> & string]: { readonly type: Type; readonly id?: string; readonly data: Immutable<EventPayloads<Sources>[Type]> };
 }[keyof EventPayloads<Sources> & string];
 
 /** What a saga may be given: an event, the refusal of one of the commands it sent, or a timer that fires. */
@@ -46,6 +49,7 @@ export function givenSaga<Name extends string, State, const Sources extends read
   history: readonly SagaSpecInput<Sources>[] = [],
   options: { correlationId?: string; now?: Date } = {},
 ) {
+  const loose = saga as unknown as AnySaga;
   const correlationId = options.correlationId ?? 'spec';
   const start = (options.now ?? new Date(0)).getTime();
   let seq = 0;
@@ -53,8 +57,8 @@ export function givenSaga<Name extends string, State, const Sources extends read
   const feed = (instance: SagaInstance, input: SagaSpecInput<Sources>, label: string): SagaInstance => {
     clock += 1;
     const ctx: DecideContext = { id: correlationId, commandId: `spec-${label}`, now: new Date(clock), metadata: {} };
-    const [kind, value] = inputOf(saga, instance, input, correlationId, ++seq, clock, label);
-    const next = stepSaga(saga, instance, kind, value as never, ctx);
+    const [kind, value] = inputOf(loose, instance, input, correlationId, ++seq, clock, label);
+    const next = stepSaga(loose, instance, kind, value as never, ctx);
     if (next instanceof Rejection) throw new AssertionError({ message: `${saga.name}: ${label}: ${next.detail}`, actual: next.code, expected: 'a reaction' });
     return next;
   };
@@ -71,7 +75,7 @@ export function givenSaga<Name extends string, State, const Sources extends read
           const next = after();
           const known = new Set(before.pending.map((command) => command.step));
           const sent = next.pending.filter((command) => !known.has(command.step)).map(({ aggregate, id, command, input: sentInput }) => ({ aggregate, id, command, input: sentInput }));
-          const wanted = (expected.send ?? []).map((command) => ({ ...command, input: parsedInput(saga, command) }));
+          const wanted = (expected.send ?? []).map((command) => ({ ...command, input: parsedInput(loose, command) }));
           if (!isDeepStrictEqual(sent, wanted)) fail(`${saga.name}: ${label}\n  expected to send ${JSON.stringify(wanted)}\n  sent             ${JSON.stringify(sent)}`, sent, wanted);
           if (expected.timers !== undefined) {
             const set = Object.fromEntries(Object.entries(next.timers).filter(([name, due]) => before.timers[name] !== due).map(([name, due]) => [name, due - clock]));
@@ -93,7 +97,7 @@ export function givenSaga<Name extends string, State, const Sources extends read
 }
 
 function inputOf(
-  saga: Saga<string, unknown, readonly AnyAggregate[]>,
+  saga: AnySaga,
   instance: SagaInstance,
   input: unknown,
   correlationId: string,
@@ -134,7 +138,7 @@ function inputOf(
   return ['react', { events: [event] }];
 }
 
-function parsedInput(saga: Saga<string, unknown, readonly AnyAggregate[]>, command: { aggregate: string; command: string; input: unknown }): unknown {
+function parsedInput(saga: AnySaga, command: { aggregate: string; command: string; input: unknown }): unknown {
   const target = saga.aggregates.find((aggregate) => aggregate.name === command.aggregate);
   const definition = target !== undefined && Object.hasOwn(target.commands, command.command) ? (target.commands[command.command] as { input: z.ZodType }) : undefined;
   return definition?.input.safeParse(command.input).data ?? command.input;

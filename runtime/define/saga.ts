@@ -58,7 +58,7 @@ type SagaEventOf<Payloads, Type extends keyof Payloads & string> = SagaEvent<Typ
 type AnySagaEventOf<Payloads> = { [Type in keyof Payloads & string]: SagaEventOf<Payloads, Type> }[keyof Payloads & string];
 
 export type SagaHandlers<State, Payloads, Targets extends readonly AnyAggregate[]> = {
-  [Type in keyof Payloads & string]?: (state: State, event: SagaEventOf<Payloads, Type>, ctx: SagaContext) => Reaction<State, Targets>;
+  [Type in keyof Payloads & string]?: (state: State, event: SagaEventOf<Payloads, Type>, ctx: SagaContext) => Reaction<NoInfer<State>, NoInfer<Targets>>;
 };
 
 export type SagaCorrelation<Payloads> = {
@@ -80,11 +80,11 @@ export interface SagaConfig<Name extends string, State, Sources extends readonly
   readonly correlate: ((event: AnySagaEventOf<EventPayloads<Sources>>) => string | null) | SagaCorrelation<EventPayloads<Sources>>;
   readonly initialState: (correlationId: string) => State;
   /** Pure reactions to events, by `<aggregate>.<Event>`. Events without a handler are not delivered. */
-  readonly on: SagaHandlers<State, EventPayloads<Sources>, Sources>;
+  readonly on: NoInfer<SagaHandlers<State, EventPayloads<Sources>, Sources>>;
   /** A command of this saga was refused (a domain rejection) or could not run. Without it, the instance is parked. */
-  readonly onRejected?: (state: State, rejection: SagaRejection<Sources>, ctx: SagaContext) => Reaction<State, Sources>;
+  readonly onRejected?: (state: State, rejection: SagaRejection<Sources>, ctx: SagaContext) => Reaction<NoInfer<State>, NoInfer<Sources>>;
   /** A timer fired, `timeout` included. */
-  readonly onTimer?: (state: State, timer: { readonly name: string }, ctx: SagaContext) => Reaction<State, Sources>;
+  readonly onTimer?: (state: State, timer: { readonly name: string }, ctx: SagaContext) => Reaction<NoInfer<State>, NoInfer<Sources>>;
   /**
    * Sets the timer `timeout` when an instance starts (ms). Without an `onTimer` that handles
    * it, the instance finishes as `timed-out`.

@@ -7,7 +7,7 @@ import { ShardLog } from '../shard/shard-log.ts';
 import { readMeta, writeMetaAtomically, type DataDirMeta } from './data-dir.ts';
 import { DataDirLock } from './data-dir-lock.ts';
 
-const tables = ['events', 'commands', 'command_ids', 'snapshots', 'relay'] as const;
+const tables = ['events', 'commands', 'command_ids', 'snapshots', 'relay', 'saga_instances', 'saga_routed'] as const;
 type Table = (typeof tables)[number];
 const copyChunk = 5_000;
 
@@ -120,7 +120,7 @@ function insertStatement(db: Database.Database, table: Table): Database.Statemen
 }
 
 function targetShard(table: Table, row: Record<string, unknown>, partitions: number, shards: number): number {
-  const partition = table === 'events' || table === 'relay' || table === 'command_ids' ? (row.partition as number) : partitionOf(row.stream as string, partitions);
+  const partition = table === 'commands' || table === 'snapshots' ? partitionOf(row.stream as string, partitions) : (row.partition as number);
   return shardOf(partition, shards);
 }
 

@@ -202,7 +202,7 @@ async function startRuntime<A extends App>(
     const runtime = new NodeRuntime(parts);
     if (options.app.sagas.length > 0) {
       const { relay, cluster } = parts;
-      parts.sagas = await SagaHost.start({
+      parts.sagas = SagaHost.create({
         app: options.app,
         shards,
         owns: (partition) => cluster?.owns(partition) ?? true,
@@ -212,6 +212,7 @@ async function startRuntime<A extends App>(
         read: (partition, request) => runtime.readAt(partition, request),
         logger,
       });
+      await parts.sagas.start();
     }
     return runtime;
   } catch (error) {

@@ -45,6 +45,7 @@ export class SagaHost implements Sagas {
   private readonly outbox: SagaOutbox;
   private readonly timers: SagaTimers;
   private readonly counts = new Map<string, SagaCounts>();
+  private started: Promise<void> | undefined;
 
   private constructor(private readonly options: SagaHostOptions) {
     const owns = (partition: number) => options.owns(partition);
@@ -83,11 +84,21 @@ export class SagaHost implements Sagas {
     for (const saga of options.app.sagas) this.counts.set(saga.name, { started: 0, completed: 0, compensated: 0, timedOut: 0 });
   }
 
-  static async start(options: SagaHostOptions): Promise<SagaHost> {
-    const host = new SagaHost(options);
-    await host.router.start();
-    await host.adopted(Array.from({ length: options.shards.partitions }, (_, partition) => partition).filter((partition) => options.owns(partition)));
-    return host;
+  /**
+   * Made before it starts, so a partition that arrives while it starts is not missed: its
+   * `adopted` waits for the start, which loads the routed marks first.
+   */
+  static create(options: SagaHostOptions): SagaHost {
+    return new SagaHost(options);
+  }
+
+  start(): Promise<void> {
+    this.started ??= (async () => {
+      await this.router.start();
+      const owned = Array.from({ length: this.options.shards.partitions }, (_, partition) => partition).filter((partition) => this.options.owns(partition));
+      await this.load(owned);
+    })();
+    return this.started;
   }
 
   /** After every batch a shard answers. */
@@ -108,6 +119,11 @@ export class SagaHost implements Sagas {
 
   /** Partitions that became this node's: load their outboxes and timers, deliver their undelivered events. */
   async adopted(partitions: readonly number[]): Promise<void> {
+    await this.start();
+    await this.load(partitions);
+  }
+
+  private async load(partitions: readonly number[]): Promise<void> {
     const byShard = new Map<number, number[]>();
     for (const partition of partitions) {
       const shard = shardOf(partition, this.options.shards.count);

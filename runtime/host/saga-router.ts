@@ -36,6 +36,8 @@ export class SagaRouter {
   private readonly backoff = new Map<number, number>();
   private readonly recordTimers: (NodeJS.Timeout | undefined)[];
   private closed = false;
+  /** Until the routed marks are loaded, commits only wait: start() looks at every partition. */
+  private ready = false;
 
   constructor(private readonly options: SagaRouterOptions) {
     const count = options.shards.count;
@@ -52,6 +54,7 @@ export class SagaRouter {
       const { routed } = await shards.requestShard(shard, { type: 'saga-deliveries', record: [], read: [], limit: 0 });
       for (let index = 0; index < routed.length; index += 2) this.routed.set(routed[index]!, routed[index + 1]!);
     }
+    this.ready = true;
     for (let partition = 0; partition < shards.partitions; partition++) this.touch(partition);
   }
 
@@ -62,7 +65,7 @@ export class SagaRouter {
 
   /** The partition became this node's (a cluster handoff): deliver what its log holds past the mark. */
   touch(partition: number): void {
-    if (this.closed || !this.options.owns(partition)) return;
+    if (this.closed || !this.ready || !this.options.owns(partition)) return;
     if (this.options.head(partition) <= (this.routed.get(partition) ?? 0)) return;
     const shard = shardOf(partition, this.options.shards.count);
     this.dirty[shard]!.add(partition);

@@ -14,6 +14,7 @@ import { startNatsServer, type NatsServer } from '../support/nats-server.ts';
 import { allEvents, caughtUp, viewDocuments } from '../support/projections.ts';
 import { nodeRuntime } from '../support/node-runtime.ts';
 import { startBank } from '../support/runtime.ts';
+import { sagasIdle } from '../support/sagas.ts';
 import { silentLogger } from '../support/silent-logger.ts';
 import { waitFor } from '../support/wait-for.ts';
 
@@ -102,6 +103,7 @@ describe('the JetStream relay', () => {
     const server = await nats();
     const { runtime } = await bank();
     await Promise.all(Array.from({ length: 300 }, (_, index) => runtime.dispatch({ aggregate: 'order', id: `o-${index % 3}-${index}`, command: 'place', input: { customerId: 'c', items: [{ sku: 'x'.repeat(90), quantity: 1, unitPrice: 1 }] } })));
+    await sagasIdle(runtime);
     const relay = await JetStreamRelay.start({ servers: server.url, prefix: 'shardlog', source: nodeRuntime(runtime).relaySource(), logger: silentLogger, maxPayload: 4_096 });
     await waitFor(() => relay.lag().length > 0 && relay.lag().every(({ head, published }) => published >= head), { timeoutMs: 20_000 });
     await relay.close();
@@ -122,6 +124,7 @@ describe('the JetStream relay', () => {
     await server.start();
     await load;
     await randomBankWorkload(runtime, 24, 300);
+    await sagasIdle(runtime);
     await relayCaughtUp(runtime);
     await expectStreamEqualsLog(server.url, runtime);
     await caughtUp(runtime, 'account-balances', 30_000);

@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { createRuntime } from '../../runtime/index.ts';
 import ledgerApp, { poisonUntilFixed } from '../fixtures/ledger-app.ts';
 import { expectedViews, randomBankWorkload } from '../support/bank-workload.ts';
+import { sagasIdle } from '../support/sagas.ts';
 import { cleanupAfterEach } from '../support/cleanup.ts';
 import { allEvents, caughtUp, viewDocuments } from '../support/projections.ts';
 import { startBank } from '../support/runtime.ts';
@@ -19,6 +20,7 @@ describe('projections over the embedded bus', () => {
       const bank = await startBank({ partitions: 16, shards: 2 });
       cleanup.push(bank.stop);
       await randomBankWorkload(bank.runtime, seed, 1_500);
+      await sagasIdle(bank.runtime);
       await caughtUp(bank.runtime, 'account-balances');
       await caughtUp(bank.runtime, 'customer-stats');
       const expected = expectedViews(await allEvents(bank.runtime));

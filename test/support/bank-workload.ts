@@ -3,7 +3,11 @@ import type { allEvents } from './projections.ts';
 import type { startBank } from './runtime.ts';
 import { seededRandom } from './seeded-random.ts';
 
-/** Random bank and order commands (refusals expected and ignored), all in flight at once. */
+/**
+ * Random bank and order commands (refusals expected and ignored), all in flight at once. The
+ * orders start order-fulfilment sagas that go on writing: wait for `sagasIdle` before
+ * comparing the log with anything.
+ */
 export async function randomBankWorkload(runtime: Awaited<ReturnType<typeof startBank>>['runtime'], seed: number, commands: number): Promise<void> {
   const { next, pick } = seededRandom(seed);
   const accounts = Array.from({ length: 30 }, (_, index) => `acc-${index}`);

@@ -100,14 +100,18 @@ function fold(events: BusEvent[]): Folded {
   return { balances, customers: stats };
 }
 
-/** Reads both views from every node (served or forwarded) until they equal the fold of the stream. */
+/**
+ * Reads both views from every node (served or forwarded) until they equal the fold of the
+ * stream. The fold is taken again each time: the orders' sagas may still be cancelling.
+ */
 async function viewsEqualTheFold(live: NodeProcess[]): Promise<void> {
-  const expected = fold(await streamEvents(cluster.nats.url));
+  let expected = fold(await streamEvents(cluster.nats.url));
   for (const node of live) {
     let last: unknown;
     try {
       await waitFor(
         async () => {
+          expected = fold(await streamEvents(cluster.nats.url));
           const balances = await Promise.all(accounts.map(async (id) => (await http(`${node.url}/views/account-balances/${id}`)).body as { balance?: number; deposits?: number }));
           const stats = await Promise.all(customers.map(async (id) => (await http(`${node.url}/views/customer-stats/${id}`)).body as { totalOrders?: number; totalSpent?: number }));
           last = { balances, stats };

@@ -1,6 +1,7 @@
 /**
  * The `shardlog` program: `start` serves a node, `events` prints a stream, `reshard` changes the
  * shard count of a data dir, `projections` and `dlq` operate a running node's read models,
+ * `sagas` lists and shows its saga instances,
  * `cluster status` reads a cluster from NATS. Importing this module starts nothing; `runCli`
  * runs one command line and resolves with its exit code.
  *
@@ -14,6 +15,7 @@ import { dlqCommand } from './commands/dlq.ts';
 import { eventsCommand } from './commands/events.ts';
 import { projectionsCommand } from './commands/projections.ts';
 import { reshardCommand } from './commands/reshard.ts';
+import { sagasCommand } from './commands/sagas.ts';
 import { startCommand } from './commands/start.ts';
 import { processOutput, type CliOutput } from './output.ts';
 
@@ -45,6 +47,7 @@ export function buildProgram(output: CliOutput): Command {
     .addCommand(reshardCommand(output))
     .addCommand(projectionsCommand(output))
     .addCommand(dlqCommand(output))
+    .addCommand(sagasCommand(output))
     .addCommand(clusterCommand(output));
   for (const command of everyCommand(program)) {
     // Help asked for goes to stdout; commander's own error output is replaced by one line

@@ -63,6 +63,23 @@ export const aggregateEventsBody = z.object({
   ),
 });
 
+export const sagaInstanceBody = z.object({
+  saga: z.string(),
+  correlationId: z.string(),
+  state: jsonValue.describe("The saga's own state, as its handlers left it"),
+  status: z.enum(['running', 'completed', 'compensated', 'timed-out']),
+  version: z.int().min(1),
+  startedAt: z.iso.datetime(),
+  pending: z.object({
+    commands: z
+      .array(z.object({ step: z.int().min(1), commandId: z.string(), aggregate: z.string(), id: z.string(), command: z.string(), input: jsonValue }))
+      .describe('Commands decided and not yet settled (the outbox), with the id each is sent with'),
+    timers: z.array(z.object({ name: z.string(), dueAt: z.iso.datetime() })),
+  }),
+  lastHandled: z.array(z.string()).describe('The inputs its last reaction handled'),
+  parked: z.array(z.object({ input: z.string(), error: z.string(), parkedAt: z.iso.datetime() })).describe('Inputs whose handler kept failing (shardlog dlq retry|skip)'),
+});
+
 export const viewPageBody = z.object({
   items: z.array(z.object({ key: z.string(), doc: jsonValue })),
   cursor: z.string().nullable().describe('Pass back as ?cursor= for the next page; null on the last'),
@@ -88,6 +105,7 @@ export const httpSchemas = {
   AggregateState: aggregateStateBody,
   AggregateEvents: aggregateEventsBody,
   ViewPage: viewPageBody,
+  SagaInstance: sagaInstanceBody,
   Health: healthBody,
   Readiness: readinessBody,
 } as const;

@@ -1,6 +1,6 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { ClusterStatus } from '../runtime/cluster/cluster-node.ts';
-import type { BatchReport, ProjectionStatus, ShardStats } from '../runtime/index.ts';
+import type { BatchReport, ProjectionStatus, Sagas, ShardStats } from '../runtime/index.ts';
 
 /** The node's Prometheus metrics. Created before the runtime, since it feeds on its batch reports. */
 export class Metrics {
@@ -116,6 +116,58 @@ export class Metrics {
         for (const wal of walSizes()) this.set({ shard: String(wal.shard) }, wal.bytes);
       },
     });
+  }
+
+  /** Saga counts of this node and the instances running in its partitions, read at each scrape (one shard call per scrape). */
+  watchSagas(sagas: Sagas): void {
+    const registers = [this.registry];
+    let scrape: { at: number; rows: ReturnType<Sagas['metrics']> } | undefined;
+    const rows = () => {
+      const now = Date.now();
+      if (scrape === undefined || now - scrape.at > 250) scrape = { at: now, rows: sagas.metrics().catch(() => []) };
+      return scrape.rows;
+    };
+    type Row = Awaited<ReturnType<Sagas['metrics']>>[number];
+    const counter = (name: string, help: string, value: (row: Row) => number) =>
+      new Counter({
+        name,
+        help,
+        labelNames: ['saga'],
+        registers,
+        async collect() {
+          this.reset();
+          for (const row of await rows()) this.inc({ saga: row.saga }, value(row));
+        },
+      });
+    const gauge = (name: string, help: string, value: (row: Row) => number) =>
+      new Gauge({
+        name,
+        help,
+        labelNames: ['saga'],
+        registers,
+        async collect() {
+          this.reset();
+          for (const row of await rows()) this.set({ saga: row.saga }, value(row));
+        },
+      });
+    counter('shardlog_saga_started_total', 'Saga instances started on this node since it started.', (row) => row.started);
+    counter('shardlog_saga_completed_total', 'Saga instances that finished completed on this node.', (row) => row.completed);
+    counter('shardlog_saga_compensated_total', 'Saga instances that finished compensated on this node.', (row) => row.compensated);
+    counter('shardlog_saga_timed_out_total', 'Saga instances that finished timed out on this node.', (row) => row.timedOut);
+    gauge('shardlog_saga_in_flight', 'Saga instances running in the partitions this node serves.', (row) => row.inFlight);
+    gauge('shardlog_saga_oldest_in_flight_seconds', 'How long the oldest running saga instance in this node’s partitions has run.', (row) => row.oldestInFlightSeconds);
+    const backlog = (name: string, help: string, value: (backlog: ReturnType<Sagas['backlog']>) => number) =>
+      new Gauge({
+        name,
+        help,
+        registers,
+        collect() {
+          this.set(value(sagas.backlog()));
+        },
+      });
+    backlog('shardlog_saga_undelivered_events', 'Committed events of this node’s partitions not yet delivered to sagas.', (current) => current.undelivered);
+    backlog('shardlog_saga_pending_commands', 'Commands saga instances on this node decided and have not settled.', (current) => current.pendingCommands);
+    backlog('shardlog_saga_timers', 'Timers set on the saga instances this node serves.', (current) => current.timers);
   }
 
   /** Cluster counters (forwarded commands, handoffs, fencing) and partitions owned, read at each scrape. */

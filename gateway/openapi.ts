@@ -146,6 +146,20 @@ export function openApiDocument(app: App): Record<string, unknown> {
     },
   };
 
+  if (app.sagas.length > 0) {
+    paths['/sagas/{saga}/{correlationId}'] = {
+      get: {
+        operationId: 'sagaInstance',
+        summary: 'One saga instance: its state, status, version, and pending commands and timers',
+        parameters: [
+          pathParameter('saga', { type: 'string', enum: app.sagas.map((saga) => saga.name) }, 'A saga of the app (404 SHARDLOG_UNKNOWN_SAGA otherwise)'),
+          pathParameter('correlationId', idSchema, 'The instance: 1 to 256 characters, no control characters (400 SHARDLOG_INVALID_ID otherwise)'),
+        ],
+        responses: { '200': json('The instance', ref('SagaInstance')), ...errors, '404': problem('Unknown saga, or no instance of it ever started with this id') },
+      },
+    };
+  }
+
   const afterParameter = queryParameter(
     'after',
     { type: 'string', pattern: '^\\d{1,6}:\\d{1,15}$' },

@@ -13,6 +13,7 @@ import { viewRoutes } from './routes/views.ts';
 import { clusterPartitionRoutes } from './routes/cluster-partitions.ts';
 import { commandRoutes } from './routes/commands.ts';
 import { operationRoutes } from './routes/operations.ts';
+import { sagaRoutes } from './routes/sagas.ts';
 
 export interface GatewayOptions {
   runtime: Runtime;
@@ -57,6 +58,7 @@ export function buildGateway(options: GatewayOptions): FastifyInstance {
   };
   options.metrics.watchShards(() => options.runtime.stats());
   if (options.runtime.app.projections.length > 0) options.metrics.watchProjections(() => options.runtime.projections.status());
+  if (options.runtime.app.sagas.length > 0) options.metrics.watchSagas(options.runtime.sagas);
   registerJsonBodyParser(app);
 
   let closing = false;
@@ -96,5 +98,6 @@ export function buildGateway(options: GatewayOptions): FastifyInstance {
   eventStreamRoutes(app, context, options.eventStream);
   operationRoutes(app, context);
   clusterPartitionRoutes(app, context);
+  sagaRoutes(app, context);
   return app;
 }

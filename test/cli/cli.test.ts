@@ -49,7 +49,7 @@ describe('shardlog CLI: the command line', () => {
     [['start', '--durability', 'sometimes'], "shardlog: option '--durability <mode>' argument 'sometimes' is invalid. Allowed choices are fsync, relaxed.", 'shardlog start'],
     [['strat'], "shardlog: unknown command 'strat' (Did you mean start?)", 'shardlog'],
     [['projections', 'lsit'], "shardlog: unknown command 'lsit' (Did you mean list?)", 'shardlog projections'],
-    [[], 'shardlog: missing command: start, events, reshard, projections, dlq, cluster', 'shardlog'],
+    [[], 'shardlog: missing command: start, events, reshard, projections, dlq, sagas, cluster', 'shardlog'],
     [['dlq'], 'shardlog: missing dlq command: list, retry, skip', 'shardlog dlq'],
     [['events', 'account'], "shardlog: missing required argument 'id'", 'shardlog events'],
     [['events', 'account', 'a-1', 'extra'], "shardlog: too many arguments for 'events'. Expected 2 arguments but got 3.", 'shardlog events'],
@@ -67,7 +67,7 @@ describe('shardlog CLI: the command line', () => {
     expect(top.code).toBe(0);
     expect(top.stderrLines).toEqual([]);
     expect(top.stdout).toMatch(/^Usage: shardlog \[options\] \[command\]/);
-    for (const command of ['start', 'events', 'reshard', 'projections', 'dlq', 'cluster']) expect(top.stdout).toMatch(new RegExp(`^  ${command} `, 'm'));
+    for (const command of ['start', 'events', 'reshard', 'projections', 'dlq', 'sagas', 'cluster']) expect(top.stdout).toMatch(new RegExp(`^  ${command} `, 'm'));
 
     const start = await inProcess(['help', 'start']);
     expect(start.code).toBe(0);

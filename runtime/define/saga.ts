@@ -82,9 +82,9 @@ export interface SagaConfig<Name extends string, State, Sources extends readonly
   /** Pure reactions to events, by `<aggregate>.<Event>`. Events without a handler are not delivered. */
   readonly on: NoInfer<SagaHandlers<State, EventPayloads<Sources>, Sources>>;
   /** A command of this saga was refused (a domain rejection) or could not run. Without it, the instance is parked. */
-  readonly onRejected?: (state: State, rejection: SagaRejection<Sources>, ctx: SagaContext) => Reaction<NoInfer<State>, NoInfer<Sources>>;
+  readonly onRejected?: NoInfer<(state: State, rejection: SagaRejection<Sources>, ctx: SagaContext) => Reaction<State, Sources>>;
   /** A timer fired, `timeout` included. */
-  readonly onTimer?: (state: State, timer: { readonly name: string }, ctx: SagaContext) => Reaction<NoInfer<State>, NoInfer<Sources>>;
+  readonly onTimer?: NoInfer<(state: State, timer: { readonly name: string }, ctx: SagaContext) => Reaction<State, Sources>>;
   /**
    * Sets the timer `timeout` when an instance starts (ms). Without an `onTimer` that handles
    * it, the instance finishes as `timed-out`.

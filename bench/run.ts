@@ -3,8 +3,9 @@ import { runCluster } from './cluster.bench.ts';
 import { runCore } from './core.bench.ts';
 import { runHttp } from './http.bench.ts';
 import { runProjections } from './projections.bench.ts';
+import { runSagas } from './sagas.bench.ts';
 
-const suites: Record<string, () => Promise<void>> = { core: runCore, http: runHttp, projections: runProjections, cluster: runCluster };
+const suites: Record<string, () => Promise<void>> = { core: runCore, http: runHttp, projections: runProjections, sagas: runSagas, cluster: runCluster };
 const asked = process.argv.slice(2);
 const unknown = asked.filter((name) => !(name in suites));
 if (unknown.length > 0) {

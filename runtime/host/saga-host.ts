@@ -1,5 +1,8 @@
 import { newCommandId } from '../command-id.ts';
+import type { BusEvent } from '../bus/bus-event.ts';
 import { sagaNamed, type App } from '../define/app.ts';
+import { upcast } from '../define/execute.ts';
+import { mayConcernSagas, sagaDeliveriesOf, type SagaDelivery } from '../define/saga-routing.ts';
 import { stepCommandId, type DeliveredEvent, type SagaInputs, type SagaInstance, type SagaStepMetadata } from '../define/saga-actor.ts';
 import { makeError, RejectedError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
@@ -55,6 +58,7 @@ export class SagaHost implements Sagas {
       head: (partition) => options.head(partition),
       confirmed: options.confirmed,
       deliver: (deliveries) => this.deliver(deliveries),
+      deliveriesOf: (events) => this.deliveriesOf(events),
       logger: options.logger,
     });
     this.outbox = new SagaOutbox({
@@ -101,8 +105,8 @@ export class SagaHost implements Sagas {
     return this.started;
   }
 
-  /** After every batch a shard answers. */
-  committed(heads: readonly number[], activity: readonly SagaActivity[] | undefined): void {
+  /** After every batch a shard answers, with the events it committed. */
+  committed(heads: readonly number[], activity: readonly SagaActivity[] | undefined, events?: readonly BusEvent[]): void {
     for (const instance of activity ?? []) {
       const counts = this.counts.get(instance.saga);
       if (counts !== undefined && instance.from !== instance.to) {
@@ -114,7 +118,19 @@ export class SagaHost implements Sagas {
       this.outbox.update(instance);
       this.timers.update(instance);
     }
-    this.router.committed(heads);
+    this.router.committed(heads, events);
+  }
+
+  private deliveriesOf(events: readonly BusEvent[]): SagaDelivery[] {
+    const { app } = this.options;
+    const wanted: DeliveredEvent[] = [];
+    for (const event of events) {
+      const aggregate = app.aggregateByName.get(event.aggregate);
+      if (aggregate === undefined || !mayConcernSagas(app, event.aggregate)) continue;
+      const { schemaVersion, ...rest } = event;
+      wanted.push({ ...rest, data: upcast(aggregate, event.type, schemaVersion, event.data) });
+    }
+    return sagaDeliveriesOf(app, wanted);
   }
 
   /** Partitions that became this node's: load their outboxes and timers, deliver their undelivered events. */

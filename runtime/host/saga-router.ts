@@ -1,3 +1,5 @@
+import type { BusEvent } from '../bus/bus-event.ts';
+import type { SagaDelivery } from '../define/saga-routing.ts';
 import type { Logger } from '../logger.ts';
 import { shardOf } from '../partitioning.ts';
 import type { SagaDeliveries } from '../protocol.ts';
@@ -11,6 +13,8 @@ export interface SagaRouterOptions {
   head(partition: number): number;
   /** With JetStream: resolves once the stream holds the partition up to `seq`; only confirmed events reach sagas. */
   confirmed?: ((partition: number, seq: number) => Promise<void>) | undefined;
+  /** Which instances events a commit returned go to (the fast path: no read of the log). */
+  deliveriesOf(events: readonly BusEvent[]): SagaDelivery[];
   /** Hands one partition's deliveries to their saga instances; resolves once every instance has taken them. */
   deliver(deliveries: SagaDeliveries): Promise<void>;
   logger: Logger;
@@ -20,6 +24,8 @@ export interface SagaRouterOptions {
 const readLimit = 1_024;
 const maxBackoffMs = 5_000;
 const recordAfterMs = 1_000;
+/** A partition whose delivery stalls keeps no more than this of its commits' events; past it, the log is read instead. */
+const maxInboxEvents = 10_000;
 
 /**
  * Delivers the events of the partitions this node serves to the saga instances they concern,
@@ -27,6 +33,8 @@ const recordAfterMs = 1_000;
  * log is the outbox: a crash between a commit and its delivery loses nothing, the next start
  * delivers again from the mark, and an instance ignores what it has seen. One loop per shard;
  * a partition's next events go out only once every instance has taken the previous ones.
+ * The events a commit returns are used as they are when this node kept all of them since the
+ * mark; after a start, a handoff or a gap, the shard reads them back from the log.
  */
 export class SagaRouter {
   private readonly routed = new Map<number, number>();
@@ -34,6 +42,8 @@ export class SagaRouter {
   private readonly unrecorded: Map<number, number>[];
   private readonly loops: (Promise<void> | undefined)[];
   private readonly backoff = new Map<number, number>();
+  /** Per partition, the events its latest commits returned, contiguous by seq, not yet delivered. */
+  private readonly inbox = new Map<number, BusEvent[]>();
   private readonly recordTimers: (NodeJS.Timeout | undefined)[];
   private closed = false;
   /** Until the routed marks are loaded, commits only wait: start() looks at every partition. */
@@ -58,9 +68,31 @@ export class SagaRouter {
     for (let partition = 0; partition < shards.partitions; partition++) this.touch(partition);
   }
 
-  /** After a commit: [partition, seq, …]. */
-  committed(heads: readonly number[]): void {
+  /** After a commit: [partition, seq, …], and its events when the shard returned them. */
+  committed(heads: readonly number[], events?: readonly BusEvent[]): void {
+    for (const event of events ?? []) this.keep(event);
     for (let index = 0; index < heads.length; index += 2) this.touch(heads[index]!);
+  }
+
+  private keep(event: BusEvent): void {
+    const kept = this.inbox.get(event.partition);
+    if (kept === undefined || kept.length === 0) {
+      if (event.seq > (this.routed.get(event.partition) ?? 0)) this.inbox.set(event.partition, [event]);
+      return;
+    }
+    if (kept.at(-1)!.seq + 1 !== event.seq || kept.length >= maxInboxEvents) this.inbox.delete(event.partition);
+    else kept.push(event);
+  }
+
+  /** The events of (from, until] from the commits' own, if this node kept all of them. */
+  private fromInbox(partition: number, from: number, until: number): BusEvent[] | undefined {
+    const kept = this.inbox.get(partition);
+    if (kept === undefined || kept.length === 0 || kept[0]!.seq > from + 1 || kept.at(-1)!.seq < until) return undefined;
+    const start = from + 1 - kept[0]!.seq;
+    const end = until - kept[0]!.seq + 1;
+    const events = kept.slice(start, end);
+    kept.splice(0, end);
+    return events;
   }
 
   /** The partition became this node's (a cluster handoff): deliver what its log holds past the mark. */
@@ -121,22 +153,19 @@ export class SagaRouter {
       .filter((partition) => this.options.owns(partition))
       .map((partition) => ({ partition, from: this.routed.get(partition) ?? 0, until: this.options.head(partition) }))
       .filter(({ from, until }) => until > from);
+    for (const partition of partitions) if (!this.options.owns(partition)) this.inbox.delete(partition);
     const ready = this.options.confirmed === undefined ? wanted : await this.confirmedOf(wanted);
     if (ready.length === 0) return;
-    const read = ready.flatMap(({ partition, from, until }) => [partition, from, until]);
-    const record = this.drainUnrecorded(shard);
-    let response;
-    try {
-      response = await this.options.shards.requestShard(shard, { type: 'saga-deliveries', record, read, limit: readLimit });
-    } catch (error) {
-      for (let index = 0; index < record.length; index += 2) this.unrecorded[shard]!.set(record[index]!, record[index + 1]!);
-      for (const { partition } of ready) this.retryLater(partition, error);
-      return;
+    const fromCommits: SagaDeliveries[] = [];
+    const toRead: typeof ready = [];
+    for (const range of ready) {
+      const events = this.fromInbox(range.partition, range.from, range.until);
+      if (events === undefined) toRead.push(range);
+      else fromCommits.push({ partition: range.partition, upTo: range.until, deliveries: this.options.deliveriesOf(events) });
     }
-    const answered = new Set(response.partitions.map(({ partition }) => partition));
-    for (const { partition } of ready) if (!answered.has(partition)) this.dirty[shard]!.add(partition);
+    const readBack = toRead.length === 0 ? [] : await this.readBack(shard, toRead);
     await Promise.all(
-      response.partitions.map(async (deliveries) => {
+      [...fromCommits, ...readBack].map(async (deliveries) => {
         try {
           if (deliveries.deliveries.length > 0) await this.options.deliver(deliveries);
         } catch (error) {
@@ -149,6 +178,23 @@ export class SagaRouter {
         if (this.options.head(deliveries.partition) > deliveries.upTo) this.dirty[shard]!.add(deliveries.partition);
       }),
     );
+  }
+
+  /** The log's events of these ranges, with the saga instances they go to, computed on the shard. */
+  private async readBack(shard: number, ranges: { partition: number; from: number; until: number }[]): Promise<SagaDeliveries[]> {
+    const read = ranges.flatMap(({ partition, from, until }) => [partition, from, until]);
+    const record = this.drainUnrecorded(shard);
+    let response;
+    try {
+      response = await this.options.shards.requestShard(shard, { type: 'saga-deliveries', record, read, limit: readLimit });
+    } catch (error) {
+      for (let index = 0; index < record.length; index += 2) this.unrecorded[shard]!.set(record[index]!, record[index + 1]!);
+      for (const { partition } of ranges) this.retryLater(partition, error);
+      return [];
+    }
+    const answered = new Set(response.partitions.map(({ partition }) => partition));
+    for (const { partition } of ranges) if (!answered.has(partition)) this.dirty[shard]!.add(partition);
+    return response.partitions;
   }
 
   private async confirmedOf(wanted: { partition: number; from: number; until: number }[]) {

@@ -9,7 +9,7 @@ import { ActorCache } from './actor-cache.ts';
 import { GroupCommit } from './group-commit.ts';
 import { ShardReads } from './reads.ts';
 import { replicaRows } from './replica-rows.ts';
-import { sagaDeliveriesOf } from './saga-deliveries.ts';
+import { partitionSagaDeliveries } from './saga-deliveries.ts';
 import { sagaRowOf } from './saga-tables.ts';
 import { actorNamed } from '../define/actors.ts';
 import { loadActor } from './actor-loader.ts';
@@ -104,7 +104,7 @@ export class ShardEngine {
         const rows = this.log.partitionEventsAfter(partition, after, Math.min(left, until - after)).filter((row) => row.seq <= until);
         if (rows.length === 0) continue;
         left -= rows.length;
-        partitions.push(sagaDeliveriesOf(this.app, partition, rows, rows.at(-1)!.seq));
+        partitions.push(partitionSagaDeliveries(this.app, partition, rows, rows.at(-1)!.seq));
       }
       return { partitions, routed: read.length === 0 ? [...this.log.sagas.routedSeqs()].flat() : [] };
     },

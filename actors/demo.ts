@@ -21,9 +21,18 @@ try {
   const refused = await runtime.dispatch({ aggregate: 'account', id: 'acc-1', command: 'withdraw', input: { amount: 1_000_000 } }).catch((error: unknown) => error);
   show('withdraw 1,000,000', refused instanceof RejectedError ? { rejected: refused.data } : refused);
   show('state of acc-1', await runtime.state({ aggregate: 'account', id: 'acc-1' }));
+  show('restock tea', await runtime.dispatch({ aggregate: 'inventory', id: 'tea', command: 'restock', input: { quantity: 10 } }));
   const order = `order-${Date.now()}`;
   show(`place ${order}`, await runtime.dispatch({ aggregate: 'order', id: order, command: 'place', input: { customerId: 'c-1', items: [{ sku: 'tea', quantity: 2, unitPrice: 3.5 }] } }));
-  show(`cancel ${order}`, await runtime.dispatch({ aggregate: 'order', id: order, command: 'cancel', input: { reason: 'demo' } }));
+  // The order-fulfilment saga reserves the tea, authorizes the payment and confirms the order.
+  for (let tries = 0; tries < 100; tries++) {
+    const saga = await runtime.sagas.get('order-fulfilment', order);
+    if (saga !== undefined && saga.status !== 'running') break;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  show(`saga of ${order}`, await runtime.sagas.get('order-fulfilment', order));
+  show(`state of ${order}`, await runtime.state({ aggregate: 'order', id: order }));
+  show('state of tea', await runtime.state({ aggregate: 'inventory', id: 'tea' }));
 } finally {
   await runtime.close();
   if (givenDir === undefined) rmSync(dataDir, { recursive: true, force: true });

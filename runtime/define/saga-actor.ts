@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { BusEvent } from '../bus/bus-event.ts';
 import { formatPosition } from '../partitioning.ts';
 import type { Aggregate, AnyAggregate, DecideContext } from './aggregate.ts';
 import { commandOf } from './execute.ts';
@@ -36,20 +37,11 @@ export interface SagaInstance {
   parked: ParkedInput[];
 }
 
-/** One committed event delivered to a saga instance; `step` when one of the instance's own commands caused it. */
-export interface DeliveredEvent {
-  partition: number;
-  seq: number;
-  aggregate: string;
-  id: string;
-  type: string;
-  version: number;
-  /** Upcast to the newest shape. */
-  data: unknown;
-  metadata: Record<string, unknown>;
-  recordedAt: number;
-  step?: number;
-}
+/**
+ * One committed event delivered to a saga instance, as the bus carries it but with its payload
+ * upcast to the newest shape; `step` when one of the instance's own commands caused it.
+ */
+export type DeliveredEvent = Omit<BusEvent, 'schemaVersion'> & { step?: number };
 
 /** What the runtime asks of a saga instance. None of these is reachable from HTTP. */
 export interface SagaInputs {

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { RejectedError } from '../../runtime/index.ts';
 import { cleanupAfterEach } from '../support/cleanup.ts';
 import { startBank } from '../support/runtime.ts';
 import { sagaDone } from '../support/sagas.ts';
@@ -43,5 +44,62 @@ describe('order-fulfilment, embedded', () => {
     expect((await runtime.state({ aggregate: 'order', id: 'o-3' })).state).toMatchObject({ status: 'cancelled', reason: 'payment-declined' });
     expect((await runtime.state({ aggregate: 'payment', id: 'o-3' })).state).toMatchObject({ status: 'declined' });
     expect((await runtime.state({ aggregate: 'inventory', id: 'gold' })).state).toMatchObject({ available: 5, reserved: 0 });
+  });
+});
+
+describe('order sagas under contention', () => {
+  it('never oversell the last units to concurrent orders', async () => {
+    const runtime = await started();
+    await runtime.dispatch({ aggregate: 'inventory', id: 'last', command: 'restock', input: { quantity: 5 } });
+    const ids = Array.from({ length: 20 }, (_, index) => `o-${index}`);
+    await Promise.all(ids.map((id) => runtime.dispatch({ aggregate: 'order', id, command: 'place', input: { customerId: 'c', items: [{ sku: 'last', quantity: 1, unitPrice: 1 }] } })));
+    const outcomes: string[] = [];
+    for (const id of ids) {
+      const saga = await sagaDone(runtime, 'order-fulfilment', id);
+      const order = (await runtime.state({ aggregate: 'order', id })).state as { status: string; reason?: string };
+      outcomes.push(order.status === 'confirmed' ? 'confirmed' : `cancelled:${order.reason}`);
+      expect(saga.status).toBe(order.status === 'confirmed' ? 'completed' : 'compensated');
+      expect(((await runtime.state({ aggregate: 'payment', id })).state as { status: string }).status).toBe(order.status === 'confirmed' ? 'authorized' : 'new');
+    }
+    expect(outcomes.filter((outcome) => outcome === 'confirmed')).toHaveLength(5);
+    expect(outcomes.filter((outcome) => outcome === 'cancelled:out-of-stock')).toHaveLength(15);
+    expect((await runtime.state({ aggregate: 'inventory', id: 'last' })).state).toMatchObject({ available: 0, reserved: 5 });
+  });
+
+  it('end consistent when the customer cancels as the saga confirms', async () => {
+    const runtime = await started();
+    await runtime.dispatch({ aggregate: 'inventory', id: 'tea', command: 'restock', input: { quantity: 1_000 } });
+    const ids = Array.from({ length: 30 }, (_, index) => `o-${index}`);
+    const cancels = await Promise.all(
+      ids.map(async (id) => {
+        await runtime.dispatch({ aggregate: 'order', id, command: 'place', input: { customerId: 'c', items: [{ sku: 'tea', quantity: 2, unitPrice: 1 }] } });
+        // Later and later cancels: some land before the reservation, some during, some after the confirm.
+        for (let wait = 0; wait < Number(id.slice(2)) % 6; wait++) await new Promise((resolve) => setImmediate(resolve));
+        return runtime.dispatch({ aggregate: 'order', id, command: 'cancel', input: { reason: 'customer' } }).then(
+          () => 'cancelled',
+          (error: unknown) => {
+            if (error instanceof RejectedError && error.reason === 'order-already-confirmed') return 'too-late';
+            throw error;
+          },
+        );
+      }),
+    );
+    let confirmed = 0;
+    for (const [index, id] of ids.entries()) {
+      const saga = await sagaDone(runtime, 'order-fulfilment', id);
+      const order = (await runtime.state({ aggregate: 'order', id })).state as { status: string };
+      const payment = ((await runtime.state({ aggregate: 'payment', id })).state as { status: string }).status;
+      if (cancels[index] === 'too-late') {
+        expect(order.status).toBe('confirmed');
+        expect(saga.status).toBe('completed');
+        expect(payment).toBe('authorized');
+        confirmed += 1;
+      } else {
+        expect(order.status).toBe('cancelled');
+        expect(saga.status).toBe('compensated');
+        expect(['new', 'refunded']).toContain(payment);
+      }
+    }
+    expect((await runtime.state({ aggregate: 'inventory', id: 'tea' })).state).toMatchObject({ available: 1_000 - 2 * confirmed, reserved: 2 * confirmed });
   });
 });

@@ -82,6 +82,7 @@ describe('the JetStream relay', () => {
     const server = await nats();
     const { runtime } = await bank();
     await randomBankWorkload(runtime, 11, 800);
+    await sagasIdle(runtime);
     const relay = await JetStreamRelay.start({ servers: server.url, prefix: 'shardlog', source: nodeRuntime(runtime).relaySource(), logger: silentLogger });
     await waitFor(() => relay.lag().every(({ head, published }) => published >= head) && relay.lag().length > 0, { timeoutMs: 20_000 });
     await relay.close();

@@ -8,7 +8,7 @@ import type { ProjectorHost } from './projector-host.ts';
 async function readable(projectors: ProjectorHost, name: string, { after, waitMs }: ReadAfter): Promise<void> {
   const started = Date.now();
   await projectors.waitCaughtUp(name, waitMs);
-  if (after !== undefined) await projectors.waitFor(name, after.partition, after.seq, Math.max(1, waitMs - (Date.now() - started)));
+  if (after !== undefined) await projectors.waitFor(name, after.partition, after.seq, Math.max(1, waitMs - (Date.now() - started)), waitMs);
 }
 
 /** Answers a view call from this node's projector thread and view files. */

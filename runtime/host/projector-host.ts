@@ -266,9 +266,10 @@ export class ProjectorHost {
 
   /**
    * Resolves once the projection has applied `partition:seq`; rejects with SHARDLOG_VIEW_BEHIND
-   * after `timeoutMs`, or SHARDLOG_PROJECTION_HALTED if it is halted short of it.
+   * after `timeoutMs`, or SHARDLOG_PROJECTION_HALTED if it is halted short of it. `wholeWaitMs`
+   * is the read's whole wait when this is its last part: the error names it, not the remainder.
    */
-  waitFor(name: string, partition: number, seq: number, timeoutMs: number): Promise<void> {
+  waitFor(name: string, partition: number, seq: number, timeoutMs: number, wholeWaitMs = timeoutMs): Promise<void> {
     const state = this.view(name);
     if ((state.checkpoints.get(partition) ?? 0) >= seq) return Promise.resolve();
     if (state.halted) return Promise.reject(makeError('SHARDLOG_PROJECTION_HALTED', `projection "${name}" is halted on an event it could not apply`, { retryAfterMs: 5_000 }));
@@ -278,7 +279,7 @@ export class ProjectorHost {
         const checkpoint = state.checkpoints.get(partition) ?? 0;
         const behindBy = Math.max(seq, this.options.head(partition)) - checkpoint;
         reject(
-          makeError('SHARDLOG_VIEW_BEHIND', `projection "${name}" is at ${partition}:${checkpoint}, ${seq - checkpoint} events short of ${partition}:${seq} after ${timeoutMs} ms`, {
+          makeError('SHARDLOG_VIEW_BEHIND', `projection "${name}" is at ${partition}:${checkpoint}, ${seq - checkpoint} events short of ${partition}:${seq} after ${wholeWaitMs} ms`, {
             projection: name,
             position: `${partition}:${checkpoint}`,
             wanted: `${partition}:${seq}`,

@@ -87,6 +87,7 @@ describe('GET /views', () => {
     expect(behind.contentType).toContain('application/problem+json');
     expect(behind.body).toMatchObject({ code: 'SHARDLOG_VIEW_BEHIND', behindBy: expect.any(Number) });
     expect((behind.body as { behindBy: number }).behindBy).toBeGreaterThan(0);
+    expect((behind.body as { detail: string }).detail).toMatch(/ after 100 ms$/);
     rmSync(holdFile);
 
     await waitFor(async () => (await http(`${url}/admin/projections/halting-totals`)).body !== null && ((await http(`${url}/admin/projections/halting-totals`)).body as { state: string }).state === 'halted', {

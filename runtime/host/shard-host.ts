@@ -27,6 +27,8 @@ export interface BatchReport {
   events: number;
   /** From sending the batch to its replies, including the commit. */
   durationMs: number;
+  /** The batch's transaction alone, fsync included, timed on the shard thread (0 if it wrote nothing). */
+  commitMs: number;
   /** [partition, last seq, …] of every partition the batch appended to. */
   heads: number[];
   /** The committed events themselves, when the shard was asked to return them. */
@@ -230,7 +232,7 @@ export class ShardHost {
         pending.reject(deserializeError(reply.error));
       }
     }
-    this.options.onBatch?.({ shard: this.shard, commands: batch.length, events, durationMs: performance.now() - sentAt, heads: response.heads, committedEvents: response.events, sagas: response.sagas });
+    this.options.onBatch?.({ shard: this.shard, commands: batch.length, events, durationMs: performance.now() - sentAt, commitMs: response.commitMs, heads: response.heads, committedEvents: response.events, sagas: response.sagas });
   }
 
   /** Piscina has already replaced the dead thread; we hold batches back for a growing delay. */

@@ -71,7 +71,7 @@ export class GroupCommit {
   }
 
   /** Decides and commits a batch; `heads` lists [partition, last seq] of every partition it appended to. */
-  run(commands: readonly CommandEnvelope[]): { replies: CommandReply[]; heads: number[]; events?: BusEvent[]; sagas?: SagaActivity[] } {
+  run(commands: readonly CommandEnvelope[]): { replies: CommandReply[]; heads: number[]; commitMs: number; events?: BusEvent[]; sagas?: SagaActivity[] } {
     this.lastNow = Math.max(this.lastNow, Date.now());
     const batch: Batch = {
       now: this.lastNow,
@@ -101,11 +101,14 @@ export class GroupCommit {
     }
     const heads: number[] = [];
     let committed = false;
+    let commitMs = 0;
     if (batch.sagas.size > 0) batch.write.sagas = [...batch.sagas.values()].map((activity) => sagaRowOf(activity, batch.now));
-    if (batch.writing.size > 0 && this.commit(batch, replies)) {
-      committed = true;
-      for (const partition of batch.seqBefore.keys()) heads.push(partition, this.lastSeq.get(partition)!);
+    if (batch.writing.size > 0) {
+      const started = performance.now();
+      committed = this.commit(batch, replies);
+      commitMs = performance.now() - started;
     }
+    if (committed) for (const partition of batch.seqBefore.keys()) heads.push(partition, this.lastSeq.get(partition)!);
     for (const [index, of] of repeats) replies[index] = replies[of]!;
     for (const actor of batch.touched.values()) {
       if (batch.poisoned.has(actor.stream)) this.actors.delete(actor.stream);
@@ -115,6 +118,7 @@ export class GroupCommit {
     return {
       replies,
       heads,
+      commitMs,
       ...(committed && batch.busEvents !== undefined && batch.busEvents.length > 0 ? { events: batch.busEvents } : {}),
       ...(committed && batch.sagas.size > 0 ? { sagas: [...batch.sagas.values()] } : {}),
     };

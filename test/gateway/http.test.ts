@@ -143,6 +143,8 @@ describe('operations', () => {
     const metrics = (await get('/metrics')).body as string;
     expect(metrics).toMatch(/shardlog_commands_total\{aggregate="account",command="open",outcome="committed"\} [1-9]/);
     expect(metrics).toContain('shardlog_batch_size_bucket');
+    // The open committed one transaction on its shard, timed there.
+    expect(metrics).toMatch(/shardlog_commit_duration_seconds_count\{shard="\d"\} [1-9]/);
     expect(metrics).toContain('shardlog_shard_queue_depth{shard="0"}');
     expect(metrics).toMatch(/shardlog_events_appended_total\{shard="\d"\} [1-9]/);
     const openapi = (await get('/openapi.json')).body as { openapi: string; paths: Record<string, { post?: { requestBody: unknown } }> };

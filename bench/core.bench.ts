@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Bench } from 'tinybench';
 import app from '../actors/app.ts';
+import bankOnly from './apps/bank-only.ts';
 import { account } from '../actors/bank/account.ts';
 import { decodeStored, decodeWire, encodeStored, encodeWire } from '../runtime/codec.ts';
 import { newCommandId } from '../runtime/command-id.ts';
@@ -27,7 +28,8 @@ import { migrate } from '../runtime/shard/migrations.ts';
 import { ShardLog, type BatchWrite } from '../runtime/shard/shard-log.ts';
 import { startBarePipeline } from './baselines/bare-pipeline.ts';
 import { benchEmmettBank, probeEmmettConfigurations } from './peers/emmett.ts';
-import { round } from './support/latency.ts';
+import { Latencies, round } from './support/latency.ts';
+import type { BatchReport } from '../runtime/index.ts';
 import { closedLoop, openLoop } from './support/load.ts';
 import { envNumber, report, type ResultRow } from './support/results.ts';
 
@@ -98,10 +100,56 @@ interface RuntimeRun {
   meanBatch: number;
 }
 
-/** The bank workload through the runtime: 1,000 accounts, deposits, 64 in flight. */
-async function runtimeClosedLoop(durability: Durability): Promise<RuntimeRun & { openLoops: ResultRow[] }> {
+/**
+ * The open loop's batches as the runtime reports them (`onBatch`): how big they were, their
+ * round trip to the shard thread, and the transaction alone, timed on that thread. A tail
+ * made by slow commits shows in `commitP99Ms`; one made elsewhere (the main thread, a
+ * batch waiting behind another) shows as a round trip or latency far above it.
+ */
+class BatchTrace {
+  private recording = false;
+  private sizes = new Latencies();
+  private roundTrips = new Latencies();
+  private commits = new Latencies();
+
+  readonly onBatch = (batch: BatchReport): void => {
+    if (!this.recording) return;
+    this.sizes.record(batch.commands);
+    this.roundTrips.record(batch.durationMs);
+    if (batch.commitMs > 0) this.commits.record(batch.commitMs);
+  };
+
+  start(): void {
+    this.recording = true;
+    this.sizes = new Latencies();
+    this.roundTrips = new Latencies();
+    this.commits = new Latencies();
+  }
+
+  summary(): Record<string, number> {
+    this.recording = false;
+    return {
+      count: this.sizes.count,
+      sizeP50: this.sizes.percentile(50),
+      sizeP99: this.sizes.percentile(99),
+      roundTripP50Ms: round(this.roundTrips.percentile(50)),
+      roundTripP99Ms: round(this.roundTrips.percentile(99)),
+      commitP50Ms: round(this.commits.percentile(50)),
+      commitP99Ms: round(this.commits.percentile(99)),
+      commitMaxMs: round(this.commits.percentile(100)),
+    };
+  }
+}
+
+/**
+ * The bank workload through the runtime: 1,000 accounts, deposits, 64 in flight. With the
+ * example app its projector thread folds every deposit into the views beside the shard
+ * thread; `writePathOnly` runs the bank aggregate alone, the write path with nothing reading.
+ */
+async function runtimeClosedLoop(durability: Durability, { writePathOnly = false } = {}): Promise<RuntimeRun & { openLoops: ResultRow[] }> {
   const temp = tempDir();
-  const runtime = await createRuntime({ app, dataDir: temp.dir, durability, logger: quiet });
+  const trace = new BatchTrace();
+  const runtime = await createRuntime({ app: writePathOnly ? bankOnly : app, dataDir: temp.dir, durability, logger: quiet, onBatch: trace.onBatch });
   try {
     await Promise.all(Array.from({ length: accounts }, (_, id) => runtime.dispatch({ aggregate: 'account', id: `acc-${id}`, command: 'open', input: { owner: 'bench' } })));
     const deposit = () => runtime.dispatch({ aggregate: 'account', id: `acc-${Math.floor(Math.random() * accounts)}`, command: 'deposit', input: { amount: 1 } });
@@ -112,9 +160,10 @@ async function runtimeClosedLoop(durability: Durability): Promise<RuntimeRun & {
     const commands = after.reduce((sum, shard) => sum + shard.commands, 0) - before.reduce((sum, shard) => sum + shard.commands, 0);
     const meanBatch = commands / Math.max(1, batches);
     const openLoops: ResultRow[] = [];
-    if (durability === 'fsync') {
+    if (durability === 'fsync' && !writePathOnly) {
       for (const share of [0.5, 0.8]) {
         const ratePerSec = Math.max(1, Math.round(result.opsPerSec * share));
+        trace.start();
         const open = await openLoop(deposit, { ratePerSec, durationMs: Math.max(3_000, durationMs / 2) });
         openLoops.push({
           name: `core open-loop ${share * 100}% of max (${ratePerSec}/s, fsync)`,
@@ -122,12 +171,13 @@ async function runtimeClosedLoop(durability: Durability): Promise<RuntimeRun & {
           ...open.latencies.summary(),
           failures: open.failures,
           dropped: open.dropped,
+          batches: trace.summary(),
         });
       }
     }
     return {
       row: {
-        name: `core bank deposits, ${inFlight} in flight (${durability})`,
+        name: writePathOnly ? `core bank deposits, bank aggregate alone (no projections or sagas), ${inFlight} in flight (${durability})` : `core bank deposits, ${inFlight} in flight (${durability})`,
         opsPerSec: round(result.opsPerSec, 0),
         ...result.latencies.summary(),
         failures: result.failures,
@@ -144,15 +194,26 @@ async function runtimeClosedLoop(durability: Durability): Promise<RuntimeRun & {
 }
 
 /**
+ * The shard log's events and command_ids tables without the per-stream index (UNIQUE
+ * (stream, version)): what that index costs a batch, for the layout question of issue 14.
+ */
+const withoutStreamIndex = `CREATE TABLE events (
+    partition INTEGER NOT NULL, seq INTEGER NOT NULL, stream TEXT NOT NULL, version INTEGER NOT NULL, type TEXT NOT NULL,
+    schema_version INTEGER NOT NULL, data BLOB NOT NULL, meta BLOB, recorded_at INTEGER NOT NULL, PRIMARY KEY (partition, seq)
+  ) WITHOUT ROWID;
+  CREATE TABLE command_ids (id BLOB PRIMARY KEY, partition INTEGER NOT NULL, seq INTEGER, events INTEGER NOT NULL, fingerprint BLOB NOT NULL, stream TEXT, result BLOB) WITHOUT ROWID;`;
+
+/**
  * The raw limit: better-sqlite3 alone, same schema, same rows per command (one event, one
  * command record), same WAL durability, in transactions of the runtime's mean batch size.
  */
-function rawSqlite(durability: Durability, batchSize: number): ResultRow {
+function rawSqlite(durability: Durability, batchSize: number, { streamIndex = true } = {}): ResultRow {
   const temp = tempDir();
   const db = new Database(join(temp.dir, 'raw.db'));
   db.pragma('journal_mode = WAL');
   db.pragma(`synchronous = ${durability === 'fsync' ? 'FULL' : 'NORMAL'}`);
-  migrate(db);
+  if (streamIndex) migrate(db);
+  else db.exec(withoutStreamIndex);
   const insertEvent = db.prepare(
     'INSERT INTO events (partition, seq, stream, version, type, schema_version, data, meta, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
   );
@@ -185,7 +246,7 @@ function rawSqlite(durability: Durability, batchSize: number): ResultRow {
   const seconds = (performance.now() - started) / 1_000;
   db.close();
   temp.remove();
-  return { name: `raw better-sqlite3, ${size} rows/tx (${durability})`, opsPerSec: round(commands / seconds, 0), p50Ms: Number.NaN, p99Ms: Number.NaN };
+  return { name: `raw better-sqlite3${streamIndex ? '' : ' without the per-stream index'}, ${size} rows/tx (${durability})`, opsPerSec: round(commands / seconds, 0), p50Ms: Number.NaN, p99Ms: Number.NaN };
 }
 
 /** The one-table raw append: one short event row per command, keyed by a global seq, nothing else. */
@@ -240,11 +301,13 @@ export async function runCore(): Promise<void> {
   rows.push(...(await hotPieces()));
   const bare = await barePipeline();
   const fsync = await runtimeClosedLoop('fsync');
+  const writePath = await runtimeClosedLoop('fsync', { writePathOnly: true });
   const relaxed = await runtimeClosedLoop('relaxed');
   const rawFsync = rawSqlite('fsync', fsync.meanBatch);
+  const rawNoStreamIndex = rawSqlite('fsync', fsync.meanBatch, { streamIndex: false });
   const rawRelaxed = rawSqlite('relaxed', relaxed.meanBatch);
   const oneTable = oneTableAppend(fsync.meanBatch);
-  rows.push(fsync.row, ...fsync.openLoops, relaxed.row, bare, rawFsync, rawRelaxed, oneTable);
+  rows.push(fsync.row, ...fsync.openLoops, writePath.row, relaxed.row, bare, rawFsync, rawNoStreamIndex, rawRelaxed, oneTable);
 
   let emmett: Awaited<ReturnType<typeof benchEmmettBank>> | undefined;
   let emmettProbes: Awaited<ReturnType<typeof probeEmmettConfigurations>> | undefined;
@@ -263,6 +326,8 @@ export async function runCore(): Promise<void> {
   report('core', rows, {
     ratios: {
       core_vs_bare_pipeline: round(fsync.row.opsPerSec / bare.opsPerSec, 3),
+      write_path_vs_bare_pipeline: round(writePath.row.opsPerSec / bare.opsPerSec, 3),
+      raw_sqlite_vs_without_stream_index: round(rawFsync.opsPerSec / rawNoStreamIndex.opsPerSec, 3),
       core_vs_one_table_append: round(fsync.row.opsPerSec / oneTable.opsPerSec, 3),
       core_vs_raw_sqlite: round(fsync.row.opsPerSec / rawFsync.opsPerSec, 3),
       core_vs_raw_sqlite_relaxed: round(relaxed.row.opsPerSec / rawRelaxed.opsPerSec, 3),

@@ -25,6 +25,7 @@ import { decide, evolve } from '../runtime/define/execute.ts';
 import { createRuntime, type Durability } from '../runtime/index.ts';
 import { generatedCommandKey } from '../runtime/shard/generated-command-key.ts';
 import { migrate } from '../runtime/shard/migrations.ts';
+import { StreamIndex } from '../runtime/shard/stream-index.ts';
 import { ShardLog, type BatchWrite } from '../runtime/shard/shard-log.ts';
 import { startBarePipeline } from './baselines/bare-pipeline.ts';
 import { benchEmmettBank, probeEmmettConfigurations } from './peers/emmett.ts';
@@ -193,27 +194,31 @@ async function runtimeClosedLoop(durability: Durability, { writePathOnly = false
   }
 }
 
-/**
- * The shard log's events and command_ids tables without the per-stream index (UNIQUE
- * (stream, version)): what that index costs a batch, for the layout question of issue 14.
- */
-const withoutStreamIndex = `CREATE TABLE events (
+const eventsAndCommandIds = (uniqueStreamVersion: boolean) => `CREATE TABLE events (
     partition INTEGER NOT NULL, seq INTEGER NOT NULL, stream TEXT NOT NULL, version INTEGER NOT NULL, type TEXT NOT NULL,
-    schema_version INTEGER NOT NULL, data BLOB NOT NULL, meta BLOB, recorded_at INTEGER NOT NULL, PRIMARY KEY (partition, seq)
+    schema_version INTEGER NOT NULL, data BLOB NOT NULL, meta BLOB, recorded_at INTEGER NOT NULL, PRIMARY KEY (partition, seq)${uniqueStreamVersion ? ', UNIQUE (stream, version)' : ''}
   ) WITHOUT ROWID;
   CREATE TABLE command_ids (id BLOB PRIMARY KEY, partition INTEGER NOT NULL, seq INTEGER, events INTEGER NOT NULL, fingerprint BLOB NOT NULL, stream TEXT, result BLOB) WITHOUT ROWID;`;
+
+/**
+ * How the raw references lay out the rows: `shard log` is today's (the per-stream index
+ * written behind the commit by the shard log's own StreamIndex); `previous` the layout before
+ * migration 4 (UNIQUE (stream, version) in every commit); `no stream index` neither.
+ */
+type RawLayout = 'shard log' | 'previous' | 'no stream index';
 
 /**
  * The raw limit: better-sqlite3 alone, same schema, same rows per command (one event, one
  * command record), same WAL durability, in transactions of the runtime's mean batch size.
  */
-function rawSqlite(durability: Durability, batchSize: number, { streamIndex = true } = {}): ResultRow {
+function rawSqlite(durability: Durability, batchSize: number, layout: RawLayout = 'shard log'): ResultRow {
   const temp = tempDir();
   const db = new Database(join(temp.dir, 'raw.db'));
   db.pragma('journal_mode = WAL');
   db.pragma(`synchronous = ${durability === 'fsync' ? 'FULL' : 'NORMAL'}`);
-  if (streamIndex) migrate(db);
-  else db.exec(withoutStreamIndex);
+  if (layout === 'shard log') migrate(db);
+  else db.exec(eventsAndCommandIds(layout === 'previous'));
+  const streamIndex = layout === 'shard log' ? new StreamIndex(db, durability === 'fsync') : undefined;
   const insertEvent = db.prepare(
     'INSERT INTO events (partition, seq, stream, version, type, schema_version, data, meta, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
   );
@@ -233,6 +238,7 @@ function rawSqlite(durability: Durability, batchSize: number, { streamIndex = tr
       seq += 1;
       insertEvent.run(partition, seq, `account/acc-${account}`, version, 'Deposited', 1, data, meta, now);
       insertCommand.run(generatedKey(now), partition, seq, 1, fingerprint);
+      streamIndex?.appended(partition, seq);
     }
   });
   const size = Math.max(1, Math.round(batchSize));
@@ -241,12 +247,14 @@ function rawSqlite(durability: Durability, batchSize: number, { streamIndex = tr
   let commands = 0;
   while (performance.now() < ends) {
     transaction(size);
+    if (streamIndex?.due === true) streamIndex.indexChunk();
     commands += size;
   }
   const seconds = (performance.now() - started) / 1_000;
   db.close();
   temp.remove();
-  return { name: `raw better-sqlite3${streamIndex ? '' : ' without the per-stream index'}, ${size} rows/tx (${durability})`, opsPerSec: round(commands / seconds, 0), p50Ms: Number.NaN, p99Ms: Number.NaN };
+  const described = { 'shard log': 'this layout (per-stream index behind the commit)', previous: 'the layout before migration 4 (UNIQUE (stream, version))', 'no stream index': 'no per-stream index' }[layout];
+  return { name: `raw better-sqlite3, ${described}, ${size} rows/tx (${durability})`, opsPerSec: round(commands / seconds, 0), p50Ms: Number.NaN, p99Ms: Number.NaN };
 }
 
 /** The one-table raw append: one short event row per command, keyed by a global seq, nothing else. */
@@ -304,10 +312,11 @@ export async function runCore(): Promise<void> {
   const writePath = await runtimeClosedLoop('fsync', { writePathOnly: true });
   const relaxed = await runtimeClosedLoop('relaxed');
   const rawFsync = rawSqlite('fsync', fsync.meanBatch);
-  const rawNoStreamIndex = rawSqlite('fsync', fsync.meanBatch, { streamIndex: false });
+  const rawPrevious = rawSqlite('fsync', fsync.meanBatch, 'previous');
+  const rawNoStreamIndex = rawSqlite('fsync', fsync.meanBatch, 'no stream index');
   const rawRelaxed = rawSqlite('relaxed', relaxed.meanBatch);
   const oneTable = oneTableAppend(fsync.meanBatch);
-  rows.push(fsync.row, ...fsync.openLoops, writePath.row, relaxed.row, bare, rawFsync, rawNoStreamIndex, rawRelaxed, oneTable);
+  rows.push(fsync.row, ...fsync.openLoops, writePath.row, relaxed.row, bare, rawFsync, rawPrevious, rawNoStreamIndex, rawRelaxed, oneTable);
 
   let emmett: Awaited<ReturnType<typeof benchEmmettBank>> | undefined;
   let emmettProbes: Awaited<ReturnType<typeof probeEmmettConfigurations>> | undefined;
@@ -328,6 +337,7 @@ export async function runCore(): Promise<void> {
       core_vs_bare_pipeline: round(fsync.row.opsPerSec / bare.opsPerSec, 3),
       write_path_vs_bare_pipeline: round(writePath.row.opsPerSec / bare.opsPerSec, 3),
       raw_sqlite_vs_without_stream_index: round(rawFsync.opsPerSec / rawNoStreamIndex.opsPerSec, 3),
+      raw_sqlite_vs_previous_layout: round(rawFsync.opsPerSec / rawPrevious.opsPerSec, 3),
       core_vs_one_table_append: round(fsync.row.opsPerSec / oneTable.opsPerSec, 3),
       core_vs_raw_sqlite: round(fsync.row.opsPerSec / rawFsync.opsPerSec, 3),
       core_vs_raw_sqlite_relaxed: round(relaxed.row.opsPerSec / rawRelaxed.opsPerSec, 3),

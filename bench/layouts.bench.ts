@@ -33,6 +33,8 @@ interface Layout {
   name: string;
   /** Creates the tables; `events` takes the nine event columns in the shard log's order. */
   create: (db: Database.Database) => void;
+  /** Work done between commits, outside them (an index kept behind the log). */
+  between?: (db: Database.Database) => () => void;
 }
 
 const layouts: Layout[] = [
@@ -43,8 +45,44 @@ const layouts: Layout[] = [
     create: (db) => db.exec(`CREATE TABLE events (${eventColumns}); CREATE UNIQUE INDEX by_partition ON events (partition, seq); CREATE UNIQUE INDEX by_stream ON events (stream, version); ${commandIds}`),
   },
   { name: 'append-only log (rowid) + index (partition, seq)', create: (db) => db.exec(`CREATE TABLE events (${eventColumns}); CREATE UNIQUE INDEX by_partition ON events (partition, seq); ${commandIds}`) },
+  {
+    name: 'events keyed (partition, seq); per-stream index (integer stream id) written behind the commit every 1,024 events',
+    create: (db) =>
+      db.exec(`CREATE TABLE events (${eventColumns}, PRIMARY KEY (partition, seq)) WITHOUT ROWID; ${commandIds}
+        CREATE TABLE streams (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+        CREATE TABLE stream_index (stream_id INTEGER NOT NULL, version INTEGER NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (stream_id, version)) WITHOUT ROWID;`),
+    between: (db) => indexBehind(db, 1_024),
+  },
   { name: 'append-only log (rowid), no secondary index', create: (db) => db.exec(`CREATE TABLE events (${eventColumns}); ${commandIds}`) },
 ];
+
+/** Indexes each partition's events past its mark once `every` events wait, in one transaction of its own. */
+function indexBehind(db: Database.Database, every: number): () => void {
+  const marks = new Array<number>(partitions).fill(0);
+  const tail = db.prepare<[number, number], { seq: number; stream: string; version: number }>('SELECT seq, stream, version FROM events WHERE partition = ? AND seq > ? ORDER BY seq');
+  const streamId = db.prepare<[string], { id: number }>('SELECT id FROM streams WHERE name = ?');
+  const newStream = db.prepare<[string]>('INSERT INTO streams (name) VALUES (?)');
+  const insert = db.prepare<[number, number, number]>('INSERT INTO stream_index (stream_id, version, seq) VALUES (?, ?, ?)');
+  const ids = new Map<string, number>();
+  let waiting = 0;
+  const index = db.transaction(() => {
+    for (let partition = 0; partition < partitions; partition++) {
+      for (const row of tail.all(partition, marks[partition]!)) {
+        let id = ids.get(row.stream) ?? streamId.get(row.stream)?.id;
+        if (id === undefined) id = Number(newStream.run(row.stream).lastInsertRowid);
+        ids.set(row.stream, id);
+        insert.run(id, row.version, row.seq);
+        marks[partition] = row.seq;
+      }
+    }
+  });
+  return () => {
+    waiting += batchSize;
+    if (waiting < every) return;
+    index();
+    waiting = 0;
+  };
+}
 
 function measure(layout: Layout): ResultRow {
   const dir = mkdtempSync(join(tmpdir(), 'shardlog-layout-'));
@@ -71,12 +109,17 @@ function measure(layout: Layout): ResultRow {
         insertCommand.run(generatedCommandKey(newCommandId(now))!, partition, seq, 1, fingerprint);
       }
     });
-    for (let rows = 0; rows < prefillRows; rows += batchSize) append();
+    const between = layout.between?.(db) ?? (() => undefined);
+    for (let rows = 0; rows < prefillRows; rows += batchSize) {
+      append();
+      between();
+    }
     db.pragma('wal_checkpoint(TRUNCATE)');
     const started = performance.now();
     let rows = 0;
     while (performance.now() - started < durationMs) {
       append();
+      between();
       rows += batchSize;
     }
     const seconds = (performance.now() - started) / 1_000;

@@ -22,6 +22,8 @@ export class ShardEngine {
   private readonly groupCommit: GroupCommit;
   private readonly reads: ShardReads;
   private readonly actors: ActorCache;
+  private indexScheduled = false;
+  private closed = false;
 
   constructor(private readonly app: App, private readonly config: ShardWorkerData) {
     const directory = join(config.dataDir, 'shards');
@@ -40,7 +42,30 @@ export class ShardEngine {
   /** Answers one request; each call's handler returns exactly that call's response. */
   handle(request: ShardRequest): ShardResponse {
     const handler = this.handlers[request.type] as (request: ShardRequest) => Omit<ShardResponse, 'type'>;
-    return { type: request.type, ...handler(request) } as ShardResponse;
+    const response = { type: request.type, ...handler(request) } as ShardResponse;
+    this.indexStreamsBehind();
+    return response;
+  }
+
+  /**
+   * Runs the per-stream index's next chunk once this reply is on its way, before the thread
+   * takes its next request: the commits themselves never wait for it.
+   */
+  private indexStreamsBehind(): void {
+    if (this.indexScheduled || this.closed || !this.log.streamIndexDue) return;
+    this.indexScheduled = true;
+    setImmediate(() => {
+      this.indexScheduled = false;
+      if (this.closed) return;
+      try {
+        this.log.indexStreams();
+      } catch {
+        // A full disk or an I/O error: nothing was indexed, reads scan the tail meanwhile,
+        // and the next request schedules it again.
+        return;
+      }
+      this.indexStreamsBehind();
+    });
   }
 
   private readonly handlers: { [K in ShardCallType]: (request: ShardRequest<K>) => ShardCalls[K]['response'] } = {
@@ -143,6 +168,7 @@ export class ShardEngine {
   }
 
   close(): void {
+    this.closed = true;
     this.log.close();
   }
 }

@@ -74,6 +74,39 @@ const migrations: readonly string[] = [
      partition INTEGER PRIMARY KEY,
      routed_seq INTEGER NOT NULL
    );`,
+  // The per-stream index leaves the commit (ADR 0013): `events` is rebuilt without
+  // UNIQUE (stream, version), whose entry at a random place of the tree cost every command a
+  // page; `stream_index` (an integer per stream, from `streams`) is written behind the commit
+  // up to each partition's mark in `stream_index_marks`, and filled at the next open.
+  `CREATE TABLE events_by_partition (
+     partition INTEGER NOT NULL,
+     seq INTEGER NOT NULL,
+     stream TEXT NOT NULL,
+     version INTEGER NOT NULL,
+     type TEXT NOT NULL,
+     schema_version INTEGER NOT NULL,
+     data BLOB NOT NULL,
+     meta BLOB,
+     recorded_at INTEGER NOT NULL,
+     PRIMARY KEY (partition, seq)
+   ) WITHOUT ROWID;
+   INSERT INTO events_by_partition SELECT partition, seq, stream, version, type, schema_version, data, meta, recorded_at FROM events ORDER BY partition, seq;
+   DROP TABLE events;
+   ALTER TABLE events_by_partition RENAME TO events;
+   CREATE TABLE streams (
+     name TEXT PRIMARY KEY,
+     id INTEGER NOT NULL
+   ) WITHOUT ROWID;
+   CREATE TABLE stream_index (
+     stream_id INTEGER NOT NULL,
+     version INTEGER NOT NULL,
+     seq INTEGER NOT NULL,
+     PRIMARY KEY (stream_id, version)
+   ) WITHOUT ROWID;
+   CREATE TABLE stream_index_marks (
+     partition INTEGER PRIMARY KEY,
+     seq INTEGER NOT NULL
+   );`,
 ];
 
 export const schemaVersion = migrations.length;

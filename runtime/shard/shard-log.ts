@@ -1,11 +1,12 @@
 import Database from 'better-sqlite3';
 import type { Durability } from '../protocol.ts';
 import { decodeStored, encodeStored } from '../codec.ts';
-import { formatPosition } from '../partitioning.ts';
+import { formatPosition, partitionOf } from '../partitioning.ts';
 import type { CommandReply } from '../protocol.ts';
 import { generatedCommandKey, generatedKeyFloor } from './generated-command-key.ts';
 import { migrate } from './migrations.ts';
 import { SagaTables, type SagaRow } from './saga-tables.ts';
+import { StreamIndex } from './stream-index.ts';
 
 export interface EventRow {
   partition: number;
@@ -81,17 +82,17 @@ export class ShardLog {
   private readonly selectGeneratedCommand;
   private readonly selectCommandEvents;
   private readonly selectSnapshot;
-  private readonly selectStreamAfter;
-  private readonly selectStreamRange;
-  private readonly selectStreamUntilTime;
   private readonly selectPartitionAfter;
   private readonly deleteOldCommands;
   private readonly deleteOldGeneratedCommands;
   private readonly upsertPublished;
   private readonly commitBatch: (batch: BatchWrite) => void;
   readonly sagas: SagaTables;
+  private readonly streamIndex: StreamIndex;
+  private readonly partitions: number;
 
   constructor(file: string, durability: Durability, identity: ShardIdentity) {
+    this.partitions = identity.partitions;
     // This thread is the only writer; a lock held elsewhere (a backup tool, a stray process)
     // fails the commit after a second rather than stalling the shard.
     this.db = new Database(file, { timeout: 1_000 });
@@ -135,13 +136,6 @@ export class ShardLog {
       'SELECT stream, type, version FROM events WHERE partition = ? AND seq > ? AND seq <= ? ORDER BY seq',
     );
     this.selectSnapshot = this.db.prepare<[string], SnapshotRow>('SELECT * FROM snapshots WHERE stream = ?');
-    this.selectStreamAfter = this.db.prepare<[string, number, number], EventRow>(
-      'SELECT * FROM events WHERE stream = ? AND version > ? ORDER BY version LIMIT ?',
-    );
-    this.selectStreamRange = this.db.prepare<[string, number, number], EventRow>(
-      'SELECT * FROM events WHERE stream = ? AND version > ? AND version <= ? ORDER BY version',
-    );
-    this.selectStreamUntilTime = this.db.prepare<[string], EventRow>('SELECT * FROM events WHERE stream = ? ORDER BY version');
     this.selectPartitionAfter = this.db.prepare<[number, number, number], EventRow>(
       'SELECT * FROM events WHERE partition = ? AND seq > ? ORDER BY seq LIMIT ?',
     );
@@ -156,6 +150,8 @@ export class ShardLog {
        ON CONFLICT (partition) DO UPDATE SET published_seq = MAX(published_seq, excluded.published_seq)`,
     );
     this.sagas = new SagaTables(this.db);
+    this.streamIndex = new StreamIndex(this.db, durability === 'fsync');
+    this.streamIndex.indexAll();
     this.commitBatch = this.db.transaction((batch: BatchWrite) => {
       for (const e of batch.events) this.insertEvent.run(e.partition, e.seq, e.stream, e.version, e.type, e.schema_version, e.data, e.meta, e.recorded_at);
       for (const c of batch.commands) this.insertCommand.run(c.id, c.stream, c.fingerprint, c.result, c.recorded_at);
@@ -208,6 +204,22 @@ export class ShardLog {
   /** Writes the whole batch in one transaction (and, with `fsync`, one fsync), or nothing. */
   commit(batch: BatchWrite): void {
     this.commitBatch(batch);
+    for (const event of batch.events) this.streamIndex.appended(event.partition, event.seq);
+  }
+
+  /** Whether enough events wait for the per-stream index that `indexStreams` should run. */
+  get streamIndexDue(): boolean {
+    return this.streamIndex.due;
+  }
+
+  /** Indexes one chunk of the events waiting for the per-stream index, in a transaction of its own. */
+  indexStreams(limit?: number): void {
+    this.streamIndex.indexChunk(limit);
+  }
+
+  /** Events the per-stream index has not taken yet. */
+  get streamIndexPending(): number {
+    return this.streamIndex.pending;
   }
 
   /**
@@ -236,7 +248,13 @@ export class ShardLog {
   }
 
   streamEventsAfter(stream: string, afterVersion: number, limit = Number.MAX_SAFE_INTEGER): EventRow[] {
-    return this.selectStreamAfter.all(stream, afterVersion, limit);
+    const partition = partitionOf(stream, this.partitions);
+    return this.streamIndex.rows.after(stream, partition, this.streamIndex.markOf(partition), afterVersion, limit);
+  }
+
+  private streamRows(stream: string, afterVersion: number, untilVersion: number): Generator<EventRow> {
+    const partition = partitionOf(stream, this.partitions);
+    return this.streamIndex.rows.between(stream, partition, this.streamIndex.markOf(partition), afterVersion, untilVersion);
   }
 
   /**
@@ -245,12 +263,12 @@ export class ShardLog {
    * call on, so a caller that never read it made every later statement fail, commits too.
    */
   *streamEventsBetween(stream: string, afterVersion: number, untilVersion: number): Generator<EventRow> {
-    yield* this.selectStreamRange.iterate(stream, afterVersion, untilVersion);
+    yield* this.streamRows(stream, afterVersion, untilVersion);
   }
 
   /** In version order, up to the first event recorded after the time: a prefix of the stream, never one with gaps. */
   *streamEventsUntilTime(stream: string, recordedAtMost: number): Generator<EventRow> {
-    for (const row of this.selectStreamUntilTime.iterate(stream)) {
+    for (const row of this.streamRows(stream, 0, Number.MAX_SAFE_INTEGER)) {
       if (row.recorded_at > recordedAtMost) return;
       yield row;
     }
@@ -280,10 +298,13 @@ export class ShardLog {
    * Returns the streams it cut.
    */
   truncatePartition(partition: number, afterSeq: number): string[] {
-    return this.db.transaction(() => {
+    const cut = this.db.transaction(() => {
       const dropped = this.db
-        .prepare<[number, number], { stream: string; meta: Buffer | null }>('SELECT stream, meta FROM events WHERE partition = ? AND seq > ?')
+        .prepare<[number, number], { stream: string; version: number; meta: Buffer | null }>('SELECT stream, version, meta FROM events WHERE partition = ? AND seq > ? ORDER BY seq')
         .all(partition, afterSeq);
+      const firstDropped = new Map<string, number>();
+      for (const { stream, version } of dropped) if (!firstDropped.has(stream)) firstDropped.set(stream, version);
+      this.streamIndex.truncated(partition, afterSeq, firstDropped);
       const deleteCommand = this.db.prepare<[string]>('DELETE FROM commands WHERE id = ?');
       const deleteGeneratedCommand = this.db.prepare<[Buffer]>('DELETE FROM command_ids WHERE id = ?');
       const deleteSnapshot = this.db.prepare<[string]>('DELETE FROM snapshots WHERE stream = ?');
@@ -302,8 +323,10 @@ export class ShardLog {
         .run(partition, afterSeq);
       // Events past the cut are replaced by the stream's: they must be delivered to sagas again.
       this.db.prepare<[number, number]>('UPDATE saga_routed SET routed_seq = MIN(routed_seq, ?) WHERE partition = ?').run(afterSeq, partition);
-      return [...new Set(dropped.map(({ stream }) => stream))];
+      return [...firstDropped.keys()];
     })();
+    this.streamIndex.afterTruncate(partition, afterSeq);
+    return cut;
   }
 
   /** Appends events copied from the stream (a partition's catch-up), their command records, and marks them published. */
@@ -316,6 +339,8 @@ export class ShardLog {
       for (const c of commands) insertCommandIfAbsent.run(c.id, c.stream, c.fingerprint, c.result, c.recorded_at);
       this.upsertPublished.run(partition, publishedSeq);
     })();
+    const last = events.at(-1);
+    if (last !== undefined) this.streamIndex.appended(last.partition, last.seq);
   }
 
   /**

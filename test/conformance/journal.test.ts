@@ -266,7 +266,7 @@ describe('a journal: the shard log', () => {
     }
   });
 
-  it('writes a batch whole or not at all: a batch whose last event collides leaves no event, command record or snapshot', () => {
+  it('writes a batch whole or not at all: a batch whose last event takes a used position leaves no event, command record or snapshot', () => {
     const dir = makeTempDir('shardlog-tck-atomic-');
     const log = new ShardLog(join(dir.dir, '0.db'), 'fsync', { shard: 0, shards: 1, partitions: 1 });
     try {
@@ -285,14 +285,14 @@ describe('a journal: the shard log', () => {
       let failure: unknown;
       try {
         log.commit({
-          events: [row(2, 2), row(3, 3), row(4, 1)],
+          events: [row(2, 2), row(3, 3), row(1, 4)],
           commands: [{ id: 'c', stream: 'journal/x', fingerprint: Buffer.alloc(0), result: Buffer.from([0xc0]), recorded_at: 1 }],
           snapshots: [{ stream: 'journal/x', version: 3, state: Buffer.from([0xc0]), schema: 's1' }],
         });
       } catch (error) {
         failure = error;
       }
-      expect((failure as { code?: unknown }).code).toBe('SQLITE_CONSTRAINT_UNIQUE');
+      expect((failure as { code?: unknown }).code).toBe('SQLITE_CONSTRAINT_PRIMARYKEY');
       expect(log.lastSeq(0)).toBe(1);
       expect(log.streamEventsAfter('journal/x', 0).map((event) => event.version)).toEqual([1]);
       expect(log.findCommand('c')).toBeUndefined();

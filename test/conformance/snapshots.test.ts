@@ -156,12 +156,12 @@ describe('a snapshot store (the snapshots of a shard log)', () => {
     saveSnapshot(10, 'snapshot@10');
     let failure: unknown;
     try {
-      // The second row repeats version 1 of the stream under a new seq.
-      log.commit({ events: [eventRow(written + 1), { ...eventRow(1), seq: written + 2 }], commands: [], snapshots: [{ stream, version: written + 1, state: encodeStored({ payloads: ['lost'] }), schema: journal.snapshotSchema }] });
+      // The second row repeats the seq of the first: the partition's position is unique.
+      log.commit({ events: [eventRow(written + 1), { ...eventRow(written + 2), seq: written + 1 }], commands: [], snapshots: [{ stream, version: written + 1, state: encodeStored({ payloads: ['lost'] }), schema: journal.snapshotSchema }] });
     } catch (error) {
       failure = error;
     }
-    expect((failure as { code?: unknown }).code).toBe('SQLITE_CONSTRAINT_UNIQUE');
+    expect((failure as { code?: unknown }).code).toBe('SQLITE_CONSTRAINT_PRIMARYKEY');
     expect(log.snapshot(stream)?.version).toBe(10);
     expect(log.lastSeq(0)).toBe(written);
   });

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import app from '../../actors/app.ts';
-import { createRuntime } from '../../runtime/index.ts';
+import { createRuntime, readStreamEvents } from '../../runtime/index.ts';
 import { schemaVersion } from '../../runtime/shard/migrations.ts';
 import { cleanupAfterEach } from '../support/cleanup.ts';
 import { silentLogger } from '../support/silent-logger.ts';
@@ -15,6 +15,8 @@ const cleanup = cleanupAfterEach();
 const repo = fileURLToPath(new URL('../..', import.meta.url));
 /** The last release whose shard logs have schema version 1 (every command record in `commands`). */
 const schemaV1Release = 'af387a80c6779c6c20964a4788b94d96e25d6a97';
+/** The last release whose shard logs have schema version 3 (`events` with UNIQUE (stream, version), no stream index). */
+const schemaV3Release = 'eb90132336b4859c3fc8023bc5d48768c730c756';
 
 interface Written {
   outcomes: [string, { status: string } & Record<string, unknown>][];
@@ -48,17 +50,26 @@ function userVersions(dataDir: string): number[] {
 }
 
 describe('shard logs written by an earlier release', () => {
-  it('open after the numbered migrations with every command record, state and idempotency key as that release left them', { timeout: 120_000 }, async () => {
+  it.each([
+    { release: schemaV1Release, version: 1 },
+    { release: schemaV3Release, version: 3 },
+  ])('open after the numbered migrations from schema $version with every command record, event, state and idempotency key as that release left them', { timeout: 120_000 }, async ({ release, version }) => {
     const temp = makeTempDir();
     cleanup.push(temp.remove);
     const dataDir = join(temp.dir, 'data');
-    const written = writeWithRelease(schemaV1Release, dataDir, temp.dir);
-    expect(userVersions(dataDir)).toEqual([1, 1]);
+    const written = writeWithRelease(release, dataDir, temp.dir);
+    expect(userVersions(dataDir)).toEqual([version, version]);
+    // The stream reader works on a log not opened since the upgrade, and after it.
+    const eventsBefore = readStreamEvents(app, dataDir, { aggregate: 'account', id: 'acc-5', after: 0, limit: 100 });
+    expect(eventsBefore.map((event) => event.version)).toEqual([1, 2, 3]);
 
     const runtime = await createRuntime({ app, dataDir, logger: silentLogger });
     cleanup.push(() => runtime.close());
     expect(userVersions(dataDir)).toEqual([schemaVersion, schemaVersion]);
-    expect(schemaVersion).toBeGreaterThan(1);
+    expect(schemaVersion).toBeGreaterThan(version);
+    expect(readStreamEvents(app, dataDir, { aggregate: 'account', id: 'acc-5', after: 0, limit: 100 })).toEqual(eventsBefore);
+    expect(await runtime.events({ aggregate: 'account', id: 'acc-5' })).toMatchObject({ events: eventsBefore });
+    expect(await runtime.state({ aggregate: 'account', id: 'acc-5', version: 2 })).toMatchObject({ version: 2, state: { balance: 15 } });
 
     for (const [commandId, outcome] of written.outcomes) {
       const now = await runtime.commandOutcome(commandId);

@@ -1,0 +1,158 @@
+/**
+ * The per-stream index is written behind the commit (ADR 0013): whatever it has taken so far,
+ * a stream read must give exactly the stream's events, in version order, as a model of the
+ * log says. Random commits, index chunks of random size, cuts (a handoff's truncation),
+ * copies in (a catch-up) and reopens, checked against the model after every step.
+ */
+import Database from 'better-sqlite3';
+import fc from 'fast-check';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import app from '../../actors/app.ts';
+import { readStreamEvents } from '../../runtime/host/log-reader.ts';
+import { writeMetaAtomically } from '../../runtime/host/data-dir.ts';
+import { partitionOf } from '../../runtime/partitioning.ts';
+import { ShardLog, type EventRow } from '../../runtime/shard/shard-log.ts';
+import { makeTempDir } from '../support/temp-dir.ts';
+
+const partitions = 2;
+const identity = { shard: 0, shards: 1, partitions };
+const streams = ['account/a', 'account/b', 'account/c', 'account/d', 'account/e'];
+
+type Step =
+  | { kind: 'commit'; picks: number[] }
+  | { kind: 'index'; limit: number }
+  | { kind: 'truncate'; partition: number; keep: number }
+  | { kind: 'copy-in'; stream: number; count: number }
+  | { kind: 'reopen' };
+
+const step: fc.Arbitrary<Step> = fc.oneof(
+  { weight: 5, arbitrary: fc.record({ kind: fc.constant('commit' as const), picks: fc.array(fc.nat(streams.length - 1), { minLength: 1, maxLength: 8 }) }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('index' as const), limit: fc.integer({ min: 1, max: 12 }) }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('truncate' as const), partition: fc.nat(partitions - 1), keep: fc.double({ min: 0, max: 1, noNaN: true }) }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('copy-in' as const), stream: fc.nat(streams.length - 1), count: fc.integer({ min: 1, max: 4 }) }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('reopen' as const) }) },
+);
+
+/** What the log holds: every event, by partition in seq order. */
+class Model {
+  readonly partitions = new Map<number, EventRow[]>();
+
+  append(stream: string, recordedAt: number): EventRow {
+    const partition = partitionOf(stream, partitions);
+    const rows = this.partitions.get(partition) ?? [];
+    this.partitions.set(partition, rows);
+    const version = rows.filter((row) => row.stream === stream).length + 1;
+    const row: EventRow = { partition, seq: rows.length + 1, stream, version, type: 'Deposited', schema_version: 1, data: Buffer.from([0xc0]), meta: null, recorded_at: recordedAt };
+    rows.push(row);
+    return row;
+  }
+
+  truncate(partition: number, afterSeq: number): void {
+    this.partitions.set(partition, (this.partitions.get(partition) ?? []).slice(0, afterSeq));
+  }
+
+  stream(stream: string): EventRow[] {
+    return (this.partitions.get(partitionOf(stream, partitions)) ?? []).filter((row) => row.stream === stream);
+  }
+}
+
+function versions(rows: Iterable<EventRow>): number[] {
+  return [...rows].map((row) => row.version);
+}
+
+describe('the per-stream index, written behind the commit', () => {
+  it('never changes what a stream read returns, whatever it has indexed yet', () => {
+    fc.assert(
+      fc.property(fc.array(step, { minLength: 1, maxLength: 40 }), (steps) => {
+        const temp = makeTempDir('shardlog-stream-index-');
+        const file = join(temp.dir, '0.db');
+        let log = new ShardLog(file, 'fsync', identity);
+        const model = new Model();
+        let clock = 1;
+        try {
+          for (const next of steps) {
+            if (next.kind === 'commit') {
+              const events = next.picks.map((pick) => model.append(streams[pick]!, clock++));
+              log.commit({ events, commands: [], snapshots: [] });
+            } else if (next.kind === 'index') {
+              log.indexStreams(next.limit);
+            } else if (next.kind === 'truncate') {
+              const held = model.partitions.get(next.partition)?.length ?? 0;
+              const afterSeq = Math.floor(held * next.keep);
+              log.truncatePartition(next.partition, afterSeq);
+              model.truncate(next.partition, afterSeq);
+            } else if (next.kind === 'copy-in') {
+              const stream = streams[next.stream]!;
+              const events = Array.from({ length: next.count }, () => model.append(stream, clock++));
+              log.appendReplica(events, [], events[0]!.partition, events.at(-1)!.seq);
+            } else {
+              log.close();
+              log = new ShardLog(file, 'fsync', identity);
+              expect(log.streamIndexPending).toBe(0);
+            }
+            for (const stream of streams) {
+              const expected = model.stream(stream);
+              expect(versions(log.streamEventsAfter(stream, 0)), stream).toEqual(versions(expected));
+              expect(log.streamEventsAfter(stream, 1, 2), stream).toEqual(expected.slice(1, 3));
+              const last = expected.length;
+              expect(versions(log.streamEventsBetween(stream, 1, Math.max(1, last - 1))), stream).toEqual(versions(expected.slice(1, Math.max(1, last - 1))));
+              const middle = expected[Math.floor(last / 2)]?.recorded_at ?? 0;
+              expect(versions(log.streamEventsUntilTime(stream, middle)), stream).toEqual(versions(expected.filter((row) => row.recorded_at <= middle)));
+            }
+          }
+        } finally {
+          log.close();
+          temp.remove();
+        }
+      }),
+      { numRuns: 60 },
+    );
+  });
+
+  it('is read the same by the read-only reader of another connection, indexed or not', () => {
+    const temp = makeTempDir('shardlog-stream-index-reader-');
+    try {
+      writeMetaAtomically(temp.dir, { format: 1, partitions, shards: 1, hash: 'fnv1a32' });
+      mkdirSync(join(temp.dir, 'shards'));
+      const log = new ShardLog(join(temp.dir, 'shards', '0.db'), 'fsync', identity);
+      const model = new Model();
+      const read = (id: string) => readStreamEvents(app, temp.dir, { aggregate: 'account', id, after: 0, limit: 1_000 }).map((event) => event.version);
+      try {
+        for (let round = 0; round < 3; round++) {
+          log.commit({ events: streams.flatMap((stream) => [model.append(stream, round), model.append(stream, round)]), commands: [], snapshots: [] });
+          if (round === 1) log.indexStreams(7);
+          for (const stream of streams) expect(read(stream.slice('account/'.length))).toEqual(versions(model.stream(stream)));
+        }
+      } finally {
+        log.close();
+      }
+    } finally {
+      temp.remove();
+    }
+  });
+
+  it('is filled at open from a log whose index is missing (a crash before indexing, a reshard, a migration)', () => {
+    const temp = makeTempDir('shardlog-stream-index-open-');
+    const file = join(temp.dir, '0.db');
+    try {
+      const model = new Model();
+      let log = new ShardLog(file, 'fsync', identity);
+      log.commit({ events: Array.from({ length: 300 }, (_, n) => model.append(streams[n % streams.length]!, n)), commands: [], snapshots: [] });
+      log.close();
+      const raw = new Database(file);
+      raw.exec('DELETE FROM stream_index; DELETE FROM stream_index_marks; DELETE FROM streams');
+      raw.close();
+      log = new ShardLog(file, 'fsync', identity);
+      try {
+        expect(log.streamIndexPending).toBe(0);
+        for (const stream of streams) expect(versions(log.streamEventsAfter(stream, 0))).toEqual(versions(model.stream(stream)));
+      } finally {
+        log.close();
+      }
+    } finally {
+      temp.remove();
+    }
+  });
+});

@@ -19,7 +19,7 @@ export class StreamRows {
   constructor(db: Database.Database) {
     this.selectId = db.prepare<[string], { id: number }>('SELECT id FROM streams WHERE name = ?');
     this.selectIndexed = db.prepare<[number, number, number, number], EventRow>(
-      `SELECT e.* FROM stream_index i JOIN events e ON e.partition = ? AND e.seq = i.seq
+      `SELECT e.* FROM stream_index i CROSS JOIN events e ON e.partition = ? AND e.seq = i.seq
        WHERE i.stream_id = ? AND i.version > ? AND i.version <= ? ORDER BY i.version`,
     );
     this.selectTail = db.prepare<[number, number, string, number, number], EventRow>(

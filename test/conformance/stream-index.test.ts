@@ -14,7 +14,9 @@ import { readStreamEvents } from '../../runtime/host/log-reader.ts';
 import { writeMetaAtomically } from '../../runtime/host/data-dir.ts';
 import { partitionOf } from '../../runtime/partitioning.ts';
 import { ShardLog, type EventRow } from '../../runtime/shard/shard-log.ts';
+import { startBank } from '../support/runtime.ts';
 import { makeTempDir } from '../support/temp-dir.ts';
+import { waitFor } from '../support/wait-for.ts';
 
 const partitions = 2;
 const identity = { shard: 0, shards: 1, partitions };
@@ -130,6 +132,29 @@ describe('the per-stream index, written behind the commit', () => {
       }
     } finally {
       temp.remove();
+    }
+  });
+
+  it('keeps up behind a running shard thread, between its requests', async () => {
+    const bank = await startBank({ shards: 1, partitions: 4 });
+    try {
+      for (let round = 0; round < 12; round++) {
+        await Promise.all(Array.from({ length: 250 }, (_, n) => bank.runtime.dispatch({ aggregate: 'account', id: `acc-${round}-${n}`, command: 'open', input: { owner: 'o' } })));
+      }
+      const unindexed = () => {
+        const db = new Database(join(bank.dir, 'shards', '0.db'), { readonly: true });
+        try {
+          const events = db.prepare<[], { n: number }>('SELECT COUNT(*) AS n FROM events').get()!.n;
+          return events - db.prepare<[], { n: number }>('SELECT COUNT(*) AS n FROM stream_index').get()!.n;
+        } finally {
+          db.close();
+        }
+      };
+      // Indexing runs after a reply, once 512 events wait: what is left is under that.
+      await waitFor(() => unindexed() < 512, { timeoutMs: 20_000 });
+      expect(await bank.runtime.state({ aggregate: 'account', id: 'acc-0-0' })).toMatchObject({ version: 1 });
+    } finally {
+      await bank.stop();
     }
   });
 

@@ -4,7 +4,7 @@
  * command, 64 commands per transaction, over 1,000 streams in 64 partitions, after a prefill
  * (the per-stream and per-partition tails are spread over many pages by then, as in a log that
  * has run a while). Every row is the same data; only the tables and indexes differ. This is
- * the measurement behind issue 14's layout question, not a shipped layout.
+ * the measurement behind issue 14's layout question; the third row is the shipped one (ADR 0013).
  * Knobs: BENCH_SECONDS (per layout, default 10), BENCH_LAYOUT_PREFILL (rows, default 100,000).
  */
 import Database from 'better-sqlite3';
@@ -15,6 +15,7 @@ import { encodeStored } from '../runtime/codec.ts';
 import { newCommandId } from '../runtime/command-id.ts';
 import { generatedCommandKey } from '../runtime/shard/generated-command-key.ts';
 import { migrate } from '../runtime/shard/migrations.ts';
+import { StreamIndex } from '../runtime/shard/stream-index.ts';
 import { round } from './support/latency.ts';
 import { envNumber, report, type ResultRow } from './support/results.ts';
 
@@ -33,56 +34,31 @@ interface Layout {
   name: string;
   /** Creates the tables; `events` takes the nine event columns in the shard log's order. */
   create: (db: Database.Database) => void;
-  /** Work done between commits, outside them (an index kept behind the log). */
-  between?: (db: Database.Database) => () => void;
+  /** Work done after each commit, outside it (an index kept behind the log), given the [partition, seq] it appended. */
+  afterCommit?: (db: Database.Database) => (appended: [number, number][]) => void;
 }
 
 const layouts: Layout[] = [
-  { name: "today's shard log: events keyed (partition, seq) + UNIQUE (stream, version)", create: (db) => migrate(db) },
+  { name: 'before migration 4: events keyed (partition, seq) + UNIQUE (stream, version)', create: (db) => db.exec(`CREATE TABLE events (${eventColumns}, PRIMARY KEY (partition, seq), UNIQUE (stream, version)) WITHOUT ROWID; ${commandIds}`) },
   { name: 'events keyed (partition, seq), no per-stream index', create: (db) => db.exec(`CREATE TABLE events (${eventColumns}, PRIMARY KEY (partition, seq)) WITHOUT ROWID; ${commandIds}`) },
+  {
+    name: "today's shard log (migration 4): events keyed (partition, seq), per-stream index behind the commit (StreamIndex)",
+    create: (db) => migrate(db),
+    afterCommit: (db) => {
+      const index = new StreamIndex(db, true);
+      return (events) => {
+        for (const [partition, seq] of events) index.appended(partition, seq);
+        if (index.due) index.indexChunk();
+      };
+    },
+  },
   {
     name: 'append-only log (rowid) + index (partition, seq) + index (stream, version)',
     create: (db) => db.exec(`CREATE TABLE events (${eventColumns}); CREATE UNIQUE INDEX by_partition ON events (partition, seq); CREATE UNIQUE INDEX by_stream ON events (stream, version); ${commandIds}`),
   },
   { name: 'append-only log (rowid) + index (partition, seq)', create: (db) => db.exec(`CREATE TABLE events (${eventColumns}); CREATE UNIQUE INDEX by_partition ON events (partition, seq); ${commandIds}`) },
-  {
-    name: 'events keyed (partition, seq); per-stream index (integer stream id) written behind the commit every 1,024 events',
-    create: (db) =>
-      db.exec(`CREATE TABLE events (${eventColumns}, PRIMARY KEY (partition, seq)) WITHOUT ROWID; ${commandIds}
-        CREATE TABLE streams (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
-        CREATE TABLE stream_index (stream_id INTEGER NOT NULL, version INTEGER NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (stream_id, version)) WITHOUT ROWID;`),
-    between: (db) => indexBehind(db, 1_024),
-  },
   { name: 'append-only log (rowid), no secondary index', create: (db) => db.exec(`CREATE TABLE events (${eventColumns}); ${commandIds}`) },
 ];
-
-/** Indexes each partition's events past its mark once `every` events wait, in one transaction of its own. */
-function indexBehind(db: Database.Database, every: number): () => void {
-  const marks = new Array<number>(partitions).fill(0);
-  const tail = db.prepare<[number, number], { seq: number; stream: string; version: number }>('SELECT seq, stream, version FROM events WHERE partition = ? AND seq > ? ORDER BY seq');
-  const streamId = db.prepare<[string], { id: number }>('SELECT id FROM streams WHERE name = ?');
-  const newStream = db.prepare<[string]>('INSERT INTO streams (name) VALUES (?)');
-  const insert = db.prepare<[number, number, number]>('INSERT INTO stream_index (stream_id, version, seq) VALUES (?, ?, ?)');
-  const ids = new Map<string, number>();
-  let waiting = 0;
-  const index = db.transaction(() => {
-    for (let partition = 0; partition < partitions; partition++) {
-      for (const row of tail.all(partition, marks[partition]!)) {
-        let id = ids.get(row.stream) ?? streamId.get(row.stream)?.id;
-        if (id === undefined) id = Number(newStream.run(row.stream).lastInsertRowid);
-        ids.set(row.stream, id);
-        insert.run(id, row.version, row.seq);
-        marks[partition] = row.seq;
-      }
-    }
-  });
-  return () => {
-    waiting += batchSize;
-    if (waiting < every) return;
-    index();
-    waiting = 0;
-  };
-}
 
 function measure(layout: Layout): ResultRow {
   const dir = mkdtempSync(join(tmpdir(), 'shardlog-layout-'));
@@ -99,27 +75,30 @@ function measure(layout: Layout): ResultRow {
     const fingerprint = Buffer.alloc(32, 7);
     const versions = new Array<number>(streams).fill(0);
     const seqs = new Array<number>(partitions).fill(0);
+    let appended: [number, number][] = [];
     const append = db.transaction(() => {
       const now = Date.now();
+      appended = [];
       for (let index = 0; index < batchSize; index++) {
         const stream = Math.floor(Math.random() * streams);
         const partition = stream % partitions;
         const seq = ++seqs[partition]!;
         insertEvent.run(partition, seq, `account/acc-${stream}`, ++versions[stream]!, 'Deposited', 1, data, meta, now);
         insertCommand.run(generatedCommandKey(newCommandId(now))!, partition, seq, 1, fingerprint);
+        appended.push([partition, seq]);
       }
     });
-    const between = layout.between?.(db) ?? (() => undefined);
+    const afterCommit = layout.afterCommit?.(db) ?? (() => undefined);
     for (let rows = 0; rows < prefillRows; rows += batchSize) {
       append();
-      between();
+      afterCommit(appended);
     }
     db.pragma('wal_checkpoint(TRUNCATE)');
     const started = performance.now();
     let rows = 0;
     while (performance.now() - started < durationMs) {
       append();
-      between();
+      afterCommit(appended);
       rows += batchSize;
     }
     const seconds = (performance.now() - started) / 1_000;
@@ -132,10 +111,10 @@ function measure(layout: Layout): ResultRow {
 
 export function runLayouts(): Promise<void> {
   const rows = layouts.map(measure);
-  const today = rows[0]!.opsPerSec;
+  const before = rows[0]!.opsPerSec;
   report('layouts', rows, {
     setup: { streams, partitions, batchSize, prefillRows, durability: 'WAL, synchronous=FULL' },
-    ratios: Object.fromEntries(rows.map((row) => [row.name, round(row.opsPerSec / today, 2)])),
+    ratios: Object.fromEntries(rows.map((row) => [row.name, round(row.opsPerSec / before, 2)])),
   });
   return Promise.resolve();
 }

@@ -14,6 +14,7 @@ import { readStreamEvents } from '../../runtime/host/log-reader.ts';
 import { writeMetaAtomically } from '../../runtime/host/data-dir.ts';
 import { partitionOf } from '../../runtime/partitioning.ts';
 import { ShardLog, type EventRow } from '../../runtime/shard/shard-log.ts';
+import { indexDueAt } from '../../runtime/shard/stream-index.ts';
 import { startBank } from '../support/runtime.ts';
 import { makeTempDir } from '../support/temp-dir.ts';
 import { waitFor } from '../support/wait-for.ts';
@@ -138,7 +139,7 @@ describe('the per-stream index, written behind the commit', () => {
   it('keeps up behind a running shard thread, between its requests', async () => {
     const bank = await startBank({ shards: 1, partitions: 4 });
     try {
-      for (let round = 0; round < 12; round++) {
+      for (let round = 0; round < (3 * indexDueAt) / 250; round++) {
         await Promise.all(Array.from({ length: 250 }, (_, n) => bank.runtime.dispatch({ aggregate: 'account', id: `acc-${round}-${n}`, command: 'open', input: { owner: 'o' } })));
       }
       const unindexed = () => {
@@ -150,8 +151,8 @@ describe('the per-stream index, written behind the commit', () => {
           db.close();
         }
       };
-      // Indexing runs after a reply, once 512 events wait: what is left is under that.
-      await waitFor(() => unindexed() < 512, { timeoutMs: 20_000 });
+      // Indexing runs after a reply, once indexDueAt events wait: what is left is under that.
+      await waitFor(() => unindexed() < indexDueAt, { timeoutMs: 20_000 });
       expect(await bank.runtime.state({ aggregate: 'account', id: 'acc-0-0' })).toMatchObject({ version: 1 });
     } finally {
       await bank.stop();

@@ -98,8 +98,6 @@ export class ShardHost {
       minThreads: 1,
       maxThreads: 1,
       idleTimeout: Number.POSITIVE_INFINITY,
-      // The thread's event loop must run between tasks: the per-stream index is written there.
-      atomics: 'async',
       workerData: this.options.worker,
       ...(limits === undefined ? {} : { resourceLimits: { maxOldGenerationSizeMb: limits } }),
     });

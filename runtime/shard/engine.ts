@@ -22,7 +22,6 @@ export class ShardEngine {
   private readonly groupCommit: GroupCommit;
   private readonly reads: ShardReads;
   private readonly actors: ActorCache;
-  private indexScheduled = false;
   private closed = false;
 
   constructor(private readonly app: App, private readonly config: ShardWorkerData) {
@@ -48,24 +47,19 @@ export class ShardEngine {
   }
 
   /**
-   * Runs the per-stream index's next chunk once this reply is on its way, before the thread
-   * takes its next request: the commits themselves never wait for it.
+   * Writes the per-stream index's next chunk once enough events wait, after the request that
+   * appended them and before its reply: one batch in every few thousand events waits for it,
+   * where running it after the reply (on the thread's event loop) would cost every request
+   * the slower asynchronous task hand-off between threads.
    */
   private indexStreamsBehind(): void {
-    if (this.indexScheduled || this.closed || !this.log.streamIndexDue) return;
-    this.indexScheduled = true;
-    setImmediate(() => {
-      this.indexScheduled = false;
-      if (this.closed) return;
-      try {
-        this.log.indexStreams();
-      } catch {
-        // A full disk or an I/O error: nothing was indexed, reads scan the tail meanwhile,
-        // and the next request schedules it again.
-        return;
-      }
-      this.indexStreamsBehind();
-    });
+    if (this.closed || !this.log.streamIndexDue) return;
+    try {
+      this.log.indexStreams();
+    } catch {
+      // A full disk or an I/O error: nothing was indexed; reads scan the tail meanwhile, and
+      // the next request tries again.
+    }
   }
 
   private readonly handlers: { [K in ShardCallType]: (request: ShardRequest<K>) => ShardCalls[K]['response'] } = {

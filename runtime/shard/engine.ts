@@ -15,6 +15,7 @@ import { actorNamed } from '../define/actors.ts';
 import { loadActor } from './actor-loader.ts';
 import type { SagaInstance } from '../define/saga-actor.ts';
 import { ShardLog } from './shard-log.ts';
+import { CorruptLogError, indexDueAt } from './stream-index.ts';
 
 /** Everything a shard thread does, behind one request → response function. */
 export class ShardEngine {
@@ -23,6 +24,10 @@ export class ShardEngine {
   private readonly reads: ShardReads;
   private readonly actors: ActorCache;
   private closed = false;
+  /** After an indexing failure: try again once this many events wait. */
+  private indexRetryAt = 0;
+  /** Set when the index found the log corrupt: every later request is refused with it. */
+  private corrupt: CorruptLogError | undefined;
 
   constructor(private readonly app: App, private readonly config: ShardWorkerData) {
     const directory = join(config.dataDir, 'shards');
@@ -40,6 +45,7 @@ export class ShardEngine {
 
   /** Answers one request; each call's handler returns exactly that call's response. */
   handle(request: ShardRequest): ShardResponse {
+    if (this.corrupt !== undefined && request.type !== 'close') throw makeError('SHARDLOG_INTERNAL', this.corrupt.message);
     const handler = this.handlers[request.type] as (request: ShardRequest) => Omit<ShardResponse, 'type'>;
     const response = { type: request.type, ...handler(request) } as ShardResponse;
     this.indexStreamsBehind();
@@ -53,12 +59,19 @@ export class ShardEngine {
    * the slower asynchronous task hand-off between threads.
    */
   private indexStreamsBehind(): void {
-    if (this.closed || !this.log.streamIndexDue) return;
+    if (this.closed || !this.log.streamIndexDue || this.log.streamIndexPending < this.indexRetryAt) return;
     try {
       this.log.indexStreams();
-    } catch {
-      // A full disk or an I/O error: nothing was indexed; reads scan the tail meanwhile, and
-      // the next request tries again.
+      this.indexRetryAt = 0;
+    } catch (error) {
+      if (error instanceof CorruptLogError) {
+        this.corrupt = error;
+        return;
+      }
+      // A full disk, an I/O error, the file locked by another process: nothing was indexed,
+      // reads scan the tail meanwhile; try again once another chunk's worth waits, so a
+      // lasting failure does not make every request wait for it.
+      this.indexRetryAt = this.log.streamIndexPending + indexDueAt;
     }
   }
 

@@ -6,19 +6,10 @@ import type { CommandReply } from '../protocol.ts';
 import { generatedCommandKey, generatedKeyFloor } from './generated-command-key.ts';
 import { migrate } from './migrations.ts';
 import { SagaTables, type SagaRow } from './saga-tables.ts';
+import type { EventRow } from './event-row.ts';
 import { StreamIndex } from './stream-index.ts';
 
-export interface EventRow {
-  partition: number;
-  seq: number;
-  stream: string;
-  version: number;
-  type: string;
-  schema_version: number;
-  data: Buffer;
-  meta: Buffer | null;
-  recorded_at: number;
-}
+export type { EventRow } from './event-row.ts';
 
 export interface CommandRow {
   id: string;
@@ -151,7 +142,12 @@ export class ShardLog {
     );
     this.sagas = new SagaTables(this.db);
     this.streamIndex = new StreamIndex(this.db, durability === 'fsync');
-    this.streamIndex.indexAll();
+    try {
+      this.streamIndex.indexAll();
+    } catch (error) {
+      this.db.close();
+      throw error;
+    }
     this.commitBatch = this.db.transaction((batch: BatchWrite) => {
       for (const e of batch.events) this.insertEvent.run(e.partition, e.seq, e.stream, e.version, e.type, e.schema_version, e.data, e.meta, e.recorded_at);
       for (const c of batch.commands) this.insertCommand.run(c.id, c.stream, c.fingerprint, c.result, c.recorded_at);

@@ -1,5 +1,5 @@
-import type Database from 'better-sqlite3';
-import type { EventRow } from './shard-log.ts';
+import Database from 'better-sqlite3';
+import type { EventRow } from './event-row.ts';
 
 /**
  * Index once this many events wait: a stream read scans at most this many rows (of its own
@@ -31,13 +31,13 @@ export class StreamRows {
     );
   }
 
-  /** Up to `limit` events after a version. */
+  /** Up to `limit` events after a version (a negative limit: all of them, as SQL's LIMIT -1). */
   after(stream: string, partition: number, indexedTo: number, afterVersion: number, limit: number): EventRow[] {
     const rows: EventRow[] = [];
-    if (limit <= 0) return rows;
+    if (limit === 0) return rows;
     for (const row of this.between(stream, partition, indexedTo, afterVersion, Number.MAX_SAFE_INTEGER)) {
       rows.push(row);
-      if (rows.length >= limit) break;
+      if (rows.length === limit) break;
     }
     return rows;
   }
@@ -159,6 +159,9 @@ export class StreamIndex {
       })();
     } catch (error) {
       this.nextId = nextIdBefore;
+      if (error instanceof Database.SqliteError && error.code.startsWith('SQLITE_CONSTRAINT')) {
+        throw new CorruptLogError(`shard log ${this.db.name}: a stream holds one version twice (${error.message}); the log is corrupt`);
+      }
       throw error;
     } finally {
       if (this.fsync) this.db.pragma('synchronous = FULL');
@@ -180,3 +183,6 @@ export class StreamIndex {
     return id;
   }
 }
+
+/** The log breaks an invariant the index checks (one event per stream version): nothing more is served from it. */
+export class CorruptLogError extends Error {}

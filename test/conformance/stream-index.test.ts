@@ -14,7 +14,7 @@ import { readStreamEvents } from '../../runtime/host/log-reader.ts';
 import { writeMetaAtomically } from '../../runtime/host/data-dir.ts';
 import { partitionOf } from '../../runtime/partitioning.ts';
 import { ShardLog, type EventRow } from '../../runtime/shard/shard-log.ts';
-import { indexDueAt } from '../../runtime/shard/stream-index.ts';
+import { CorruptLogError, indexDueAt } from '../../runtime/shard/stream-index.ts';
 import { startBank } from '../support/runtime.ts';
 import { makeTempDir } from '../support/temp-dir.ts';
 import { waitFor } from '../support/wait-for.ts';
@@ -156,6 +156,23 @@ describe('the per-stream index, written behind the commit', () => {
       expect(await bank.runtime.state({ aggregate: 'account', id: 'acc-0-0' })).toMatchObject({ version: 1 });
     } finally {
       await bank.stop();
+    }
+  });
+
+  it('finds a stream version written twice when it indexes it, and refuses to open that log', () => {
+    const temp = makeTempDir('shardlog-stream-index-corrupt-');
+    const file = join(temp.dir, '0.db');
+    try {
+      const log = new ShardLog(file, 'fsync', identity);
+      const model = new Model();
+      const first = model.append('account/a', 1);
+      // The commit no longer checks versions (the actor's serial execution does): a second event with version 1.
+      log.commit({ events: [first, { ...first, seq: first.seq + 1 }], commands: [], snapshots: [] });
+      expect(() => log.indexStreams()).toThrow(CorruptLogError);
+      log.close();
+      expect(() => new ShardLog(file, 'fsync', identity)).toThrow(/holds one version twice/);
+    } finally {
+      temp.remove();
     }
   });
 

@@ -218,7 +218,7 @@ function rawSqlite(durability: Durability, batchSize: number, layout: RawLayout 
   db.pragma(`synchronous = ${durability === 'fsync' ? 'FULL' : 'NORMAL'}`);
   if (layout === 'shard log') migrate(db);
   else db.exec(eventsAndCommandIds(layout === 'previous'));
-  const streamIndex = layout === 'shard log' ? new StreamIndex(db, durability === 'fsync') : undefined;
+  const streamIndex = layout === 'shard log' ? new StreamIndex(db, durability === 'fsync', new Map()) : undefined;
   const insertEvent = db.prepare(
     'INSERT INTO events (partition, seq, stream, version, type, schema_version, data, meta, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
   );

@@ -45,7 +45,7 @@ const layouts: Layout[] = [
     name: "today's shard log (migration 4): events keyed (partition, seq), per-stream index behind the commit (StreamIndex)",
     create: (db) => migrate(db),
     afterCommit: (db) => {
-      const index = new StreamIndex(db, true);
+      const index = new StreamIndex(db, true, new Map());
       return (events) => {
         for (const [partition, seq] of events) index.appended(partition, seq);
         if (index.due) index.indexChunk();

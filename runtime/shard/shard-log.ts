@@ -141,7 +141,7 @@ export class ShardLog {
        ON CONFLICT (partition) DO UPDATE SET published_seq = MAX(published_seq, excluded.published_seq)`,
     );
     this.sagas = new SagaTables(this.db);
-    this.streamIndex = new StreamIndex(this.db, durability === 'fsync');
+    this.streamIndex = new StreamIndex(this.db, durability === 'fsync', this.lastSeqs());
     try {
       this.streamIndex.indexAll();
     } catch (error) {

@@ -31,6 +31,11 @@ export class StreamRows {
     );
   }
 
+  /** The stream's integer in the index, if it has one yet. */
+  idOf(stream: string): number | undefined {
+    return this.selectId.get(stream)?.id;
+  }
+
   /** Up to `limit` events after a version (a negative limit: all of them, as SQL's LIMIT -1). */
   after(stream: string, partition: number, indexedTo: number, afterVersion: number, limit: number): EventRow[] {
     const rows: EventRow[] = [];
@@ -44,7 +49,7 @@ export class StreamRows {
 
   /** Lazy, like any iterate(): a caller that stops early releases both statements. */
   *between(stream: string, partition: number, indexedTo: number, afterVersion: number, untilVersion: number): Generator<EventRow> {
-    const id = this.selectId.get(stream)?.id;
+    const id = this.idOf(stream);
     let last = afterVersion;
     if (id !== undefined) {
       for (const row of this.selectIndexed.iterate(partition, id, afterVersion, untilVersion)) {
@@ -68,27 +73,27 @@ export class StreamIndex {
   /** Per partition: every event up to this seq is indexed, none after it. */
   private readonly marks = new Map<number, number>();
   /** Per partition: its last seq in the log. */
-  private readonly heads = new Map<number, number>();
+  private readonly heads: Map<number, number>;
   private nextId: number;
   private readonly selectUnindexed;
-  private readonly selectId;
   private readonly insertStream;
   private readonly insertEntry;
   private readonly deleteFrom;
   private readonly upsertMark;
 
+  /** `heads`: the last seq of each partition in the log as it is opened. */
   constructor(
     private readonly db: Database.Database,
     private readonly fsync: boolean,
+    heads: ReadonlyMap<number, number>,
   ) {
     this.rows = new StreamRows(db);
+    this.heads = new Map(heads);
     for (const row of db.prepare<[], { partition: number; seq: number }>('SELECT partition, seq FROM stream_index_marks').all()) this.marks.set(row.partition, row.seq);
-    for (const row of db.prepare<[], { partition: number; seq: number }>('SELECT partition, MAX(seq) AS seq FROM events GROUP BY partition').all()) this.heads.set(row.partition, row.seq);
     this.nextId = (db.prepare<[], { id: number | null }>('SELECT MAX(id) AS id FROM streams').get()?.id ?? 0) + 1;
     this.selectUnindexed = db.prepare<[number, number, number], { seq: number; stream: string; version: number }>(
       'SELECT seq, stream, version FROM events WHERE partition = ? AND seq > ? ORDER BY seq LIMIT ?',
     );
-    this.selectId = db.prepare<[string], { id: number }>('SELECT id FROM streams WHERE name = ?');
     this.insertStream = db.prepare<[string, number]>('INSERT INTO streams (name, id) VALUES (?, ?)');
     this.insertEntry = db.prepare<[number, number, number]>('INSERT INTO stream_index (stream_id, version, seq) VALUES (?, ?, ?)');
     this.deleteFrom = db.prepare<[number, number]>('DELETE FROM stream_index WHERE stream_id = ? AND version >= ?');
@@ -122,7 +127,7 @@ export class StreamIndex {
    */
   truncated(partition: number, afterSeq: number, firstDropped: ReadonlyMap<string, number>): void {
     for (const [stream, version] of firstDropped) {
-      const id = this.selectId.get(stream)?.id;
+      const id = this.rows.idOf(stream);
       if (id !== undefined) this.deleteFrom.run(id, version);
     }
     if (this.markOf(partition) > afterSeq) this.upsertMark.run(partition, afterSeq);
@@ -176,8 +181,8 @@ export class StreamIndex {
   }
 
   private idOf(stream: string): number {
-    const known = this.selectId.get(stream);
-    if (known !== undefined) return known.id;
+    const known = this.rows.idOf(stream);
+    if (known !== undefined) return known;
     const id = this.nextId++;
     this.insertStream.run(stream, id);
     return id;

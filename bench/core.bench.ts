@@ -112,12 +112,14 @@ class BatchTrace {
   private sizes = new Latencies();
   private roundTrips = new Latencies();
   private commits = new Latencies();
+  private indexChunks = new Latencies();
 
   readonly onBatch = (batch: BatchReport): void => {
     if (!this.recording) return;
     this.sizes.record(batch.commands);
     this.roundTrips.record(batch.durationMs);
     if (batch.commitMs > 0) this.commits.record(batch.commitMs);
+    if (batch.indexMs > 0) this.indexChunks.record(batch.indexMs);
   };
 
   start(): void {
@@ -125,6 +127,7 @@ class BatchTrace {
     this.sizes = new Latencies();
     this.roundTrips = new Latencies();
     this.commits = new Latencies();
+    this.indexChunks = new Latencies();
   }
 
   summary(): Record<string, number> {
@@ -138,6 +141,9 @@ class BatchTrace {
       commitP50Ms: round(this.commits.percentile(50)),
       commitP99Ms: round(this.commits.percentile(99)),
       commitMaxMs: round(this.commits.percentile(100)),
+      indexChunks: this.indexChunks.count,
+      indexChunkP50Ms: round(this.indexChunks.percentile(50)),
+      indexChunkMaxMs: round(this.indexChunks.percentile(100)),
     };
   }
 }

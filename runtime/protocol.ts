@@ -96,7 +96,7 @@ export interface SagaDeliveries {
 export interface ShardCalls {
   open: { request: object; response: { partitions: number[] } };
   /** Every command the host gathered for this shard in one tick; `heads`: [partition, seq, …] of each partition the batch appended to. */
-  commands: { request: { commands: CommandEnvelope[] }; response: { replies: CommandReply[]; heads: number[]; commitMs: number; events?: BusEvent[]; sagas?: SagaActivity[] } };
+  commands: { request: { commands: CommandEnvelope[] }; response: { replies: CommandReply[]; heads: number[]; commitMs: number; indexMs?: number; events?: BusEvent[]; sagas?: SagaActivity[] } };
   state: { request: { aggregate: string; id: string; version?: number; at?: number }; response: { state: unknown; version: number } };
   'stream-events': { request: { aggregate: string; id: string; after: number; limit: number }; response: { events: StoredEvent[] } };
   'partition-events': { request: { partition: number; after: number; limit: number }; response: { events: StoredEvent[] } };

@@ -29,6 +29,8 @@ export interface BatchReport {
   durationMs: number;
   /** The batch's transaction alone, fsync included, timed on the shard thread (0 if it wrote nothing). */
   commitMs: number;
+  /** The per-stream index chunk the shard wrote after this batch, before its reply (0 in most batches). */
+  indexMs: number;
   /** [partition, last seq, …] of every partition the batch appended to. */
   heads: number[];
   /** The committed events themselves, when the shard was asked to return them. */
@@ -232,7 +234,7 @@ export class ShardHost {
         pending.reject(deserializeError(reply.error));
       }
     }
-    this.options.onBatch?.({ shard: this.shard, commands: batch.length, events, durationMs: performance.now() - sentAt, commitMs: response.commitMs, heads: response.heads, committedEvents: response.events, sagas: response.sagas });
+    this.options.onBatch?.({ shard: this.shard, commands: batch.length, events, durationMs: performance.now() - sentAt, commitMs: response.commitMs, indexMs: response.indexMs ?? 0, heads: response.heads, committedEvents: response.events, sagas: response.sagas });
   }
 
   /** Piscina has already replaced the dead thread; we hold batches back for a growing delay. */

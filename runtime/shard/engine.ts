@@ -48,7 +48,8 @@ export class ShardEngine {
     if (this.corrupt !== undefined && request.type !== 'close') throw makeError('SHARDLOG_INTERNAL', this.corrupt.message);
     const handler = this.handlers[request.type] as (request: ShardRequest) => Omit<ShardResponse, 'type'>;
     const response = { type: request.type, ...handler(request) } as ShardResponse;
-    this.indexStreamsBehind();
+    const indexMs = this.indexStreamsBehind();
+    if (indexMs > 0 && response.type === 'commands') response.indexMs = indexMs;
     return response;
   }
 
@@ -56,23 +57,25 @@ export class ShardEngine {
    * Writes the per-stream index's next chunk once enough events wait, after the request that
    * appended them and before its reply: one batch in every few thousand events waits for it,
    * where running it after the reply (on the thread's event loop) would cost every request
-   * the slower asynchronous task hand-off between threads.
+   * the slower asynchronous task hand-off between threads. Returns how long it took (0: not run).
    */
-  private indexStreamsBehind(): void {
-    if (this.closed || !this.log.streamIndexDue || this.log.streamIndexPending < this.indexRetryAt) return;
+  private indexStreamsBehind(): number {
+    if (this.closed || !this.log.streamIndexDue || this.log.streamIndexPending < this.indexRetryAt) return 0;
+    const started = performance.now();
     try {
       this.log.indexStreams();
       this.indexRetryAt = 0;
     } catch (error) {
       if (error instanceof CorruptLogError) {
         this.corrupt = error;
-        return;
+        return 0;
       }
       // A full disk, an I/O error, the file locked by another process: nothing was indexed,
       // reads scan the tail meanwhile; try again once another chunk's worth waits, so a
       // lasting failure does not make every request wait for it.
       this.indexRetryAt = this.log.streamIndexPending + indexDueAt;
     }
+    return performance.now() - started;
   }
 
   private readonly handlers: { [K in ShardCallType]: (request: ShardRequest<K>) => ShardCalls[K]['response'] } = {

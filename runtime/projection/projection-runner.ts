@@ -106,15 +106,17 @@ export class ProjectionRunner {
     let used = 0;
     while (used < budget && projector.halted === undefined) {
       const batches: PartitionBatch[] = [];
-      for (const [partition, head] of heads) {
-        if (used >= budget) break;
-        const checkpoint = projector.checkpoint(partition);
-        if (checkpoint >= head) continue;
-        const events = this.reader.read(partition, checkpoint, Math.min(pageSize, budget - used));
-        if (events.length === 0) continue;
-        used += events.length;
-        batches.push({ partition, firstSeq: events[0]!.seq, events });
-      }
+      this.reader.together(() => {
+        for (const [partition, head] of heads) {
+          if (used >= budget) break;
+          const checkpoint = projector.checkpoint(partition);
+          if (checkpoint >= head) continue;
+          const events = this.reader.read(partition, checkpoint, Math.min(pageSize, budget - used));
+          if (events.length === 0) continue;
+          used += events.length;
+          batches.push({ partition, firstSeq: events[0]!.seq, events });
+        }
+      });
       if (batches.length === 0) break;
       if ((await projector.applyAll(batches)).includes('storage-failed')) {
         this.hooks.storageFailed(this.projection.name, projector.lastStorageFailure);

@@ -22,6 +22,25 @@ export class ShardFileReader {
     this.selectHeads = this.connections.map((db) => db.prepare<[], { partition: number; seq: number }>('SELECT partition, MAX(seq) AS seq FROM events GROUP BY partition'));
   }
 
+  /**
+   * Runs `reads` inside one read transaction per shard log. Each statement outside one is a
+   * transaction of its own, and starting one on a WAL database costs more than a short read
+   * itself (about 6 µs of a 10 µs lookup here): one per catch-up round instead of one per
+   * partition read.
+   */
+  together<T>(reads: () => T): T {
+    const begun: Database.Database[] = [];
+    try {
+      for (const db of this.connections) {
+        db.exec('BEGIN');
+        begun.push(db);
+      }
+      return reads();
+    } finally {
+      for (const db of begun) if (db.inTransaction) db.exec('COMMIT');
+    }
+  }
+
   read(partition: number, after: number, limit: number): BusEvent[] {
     return this.selectAfter[shardOf(partition, this.connections.length)]!.all(partition, after, limit).map(busEventFromRow);
   }

@@ -13,6 +13,8 @@ export class ShardFileReader {
   private readonly connections: Database.Database[];
   private readonly selectAfter;
   private readonly selectHeads;
+  /** During a pass (`sharing`): the pages read so far, by partition and position. */
+  private pages: Map<string, EventRow[]> | undefined;
 
   constructor(dataDir: string, shards: number) {
     this.connections = Array.from({ length: shards }, (_, shard) => new Database(join(dataDir, 'shards', `${shard}.db`), { readonly: true, fileMustExist: true }));
@@ -41,8 +43,33 @@ export class ShardFileReader {
     }
   }
 
+  /**
+   * Runs one pass of every projection over the same heads: a page one projection read is
+   * handed to the next that asks for the same partition and position, so the projections of
+   * a node cost one read between them. Events at a committed position never change on a
+   * single node; a cluster's handoff can cut a partition, but there the files are read only
+   * by rebuilds, for which a cut within a pass is the same race as one between a read and its
+   * apply, and the JetStream feed that follows applies the stream's own events. Each
+   * projection decodes its own copy of the rows.
+   */
+  async sharing<T>(pass: () => Promise<T>): Promise<T> {
+    this.pages = new Map();
+    try {
+      return await pass();
+    } finally {
+      this.pages = undefined;
+    }
+  }
+
+  /** Up to `limit` events after `after`: fewer when a page shared in this pass ends sooner (the caller reads on from there). */
   read(partition: number, after: number, limit: number): BusEvent[] {
-    return this.selectAfter[shardOf(partition, this.connections.length)]!.all(partition, after, limit).map(busEventFromRow);
+    const key = `${partition}:${after}`;
+    let rows = this.pages?.get(key);
+    if (rows === undefined) {
+      rows = this.selectAfter[shardOf(partition, this.connections.length)]!.all(partition, after, limit);
+      this.pages?.set(key, rows);
+    }
+    return (rows.length > limit ? rows.slice(0, limit) : rows).map(busEventFromRow);
   }
 
   heads(): Map<number, number> {

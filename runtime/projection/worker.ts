@@ -213,10 +213,12 @@ async function run(): Promise<void> {
       await applyPlacement(run);
     }
     let worked = false;
-    for (const runner of runners.values()) {
-      if (await runner.step(heads)) worked = true;
-      reportProgress();
-    }
+    await reader.sharing(async () => {
+      for (const runner of runners.values()) {
+        if (await runner.step(heads)) worked = true;
+        reportProgress();
+      }
+    });
     if (worked) await yieldToEvents();
     else if (placement === undefined) await new Promise<void>((resolve) => (wake = resolve));
     wake = undefined;

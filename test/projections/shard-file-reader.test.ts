@@ -1,7 +1,7 @@
 /**
  * The embedded bus's reader: a catch-up round reads every partition in one read transaction
  * per shard log (one snapshot), and never keeps that transaction past the round, whatever
- * the round does.
+ * the round does; and the projections of one pass share what one of them read.
  */
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
@@ -63,5 +63,23 @@ describe('the shard file reader', () => {
     } finally {
       checkpointer.close();
     }
+  });
+
+  it('hands a page read in a pass to the next projection asking for it, each with its own decoded copy', async () => {
+    log.commit({ events: [event(0, 1), event(0, 2)], commands: [], snapshots: [] });
+    await reader.sharing(() => {
+      const first = reader.read(0, 0, 10);
+      log.commit({ events: [event(0, 3)], commands: [], snapshots: [] });
+      const second = reader.read(0, 0, 10);
+      // The same page as the first projection's (not the event committed since), decoded anew.
+      expect(second.map((e) => e.seq)).toEqual([1, 2]);
+      expect(second[0]!.data).toEqual(first[0]!.data);
+      expect(second[0]!.data).not.toBe(first[0]!.data);
+      expect(reader.read(0, 0, 1).map((e) => e.seq)).toEqual([1]);
+      // Reading on from where the shared page ends finds the rest.
+      expect(reader.read(0, 2, 10).map((e) => e.seq)).toEqual([3]);
+      return Promise.resolve();
+    });
+    expect(reader.read(0, 0, 10).map((e) => e.seq)).toEqual([1, 2, 3]);
   });
 });

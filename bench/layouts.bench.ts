@@ -5,6 +5,7 @@
  * (the per-stream and per-partition tails are spread over many pages by then, as in a log that
  * has run a while). Every row is the same data; only the tables and indexes differ. This is
  * the measurement behind issue 14's layout question; the third row is the shipped one (ADR 0013).
+ * Each row also splits a batch's time into its inserts and its COMMIT (WAL frames + fsync).
  * Knobs: BENCH_SECONDS (per layout, default 10), BENCH_LAYOUT_PREFILL (rows, default 100,000).
  */
 import Database from 'better-sqlite3';
@@ -30,6 +31,15 @@ const commandIds = `CREATE TABLE command_ids (
 ) WITHOUT ROWID;`;
 const eventColumns = 'partition INTEGER NOT NULL, seq INTEGER NOT NULL, stream TEXT NOT NULL, version INTEGER NOT NULL, type TEXT NOT NULL, schema_version INTEGER NOT NULL, data BLOB NOT NULL, meta BLOB, recorded_at INTEGER NOT NULL';
 
+/** The shard log's own StreamIndex, fed and run as the shard thread does after each commit. */
+function indexBehindTheCommit(db: Database.Database): (appended: [number, number][]) => void {
+  const index = new StreamIndex(db, true, new Map());
+  return (events) => {
+    for (const [partition, seq] of events) index.appended(partition, seq);
+    if (index.due) index.indexChunk();
+  };
+}
+
 interface Layout {
   name: string;
   /** Creates the tables; `events` takes the nine event columns in the shard log's order. */
@@ -44,13 +54,15 @@ const layouts: Layout[] = [
   {
     name: "today's shard log (migration 4): events keyed (partition, seq), per-stream index behind the commit (StreamIndex)",
     create: (db) => migrate(db),
-    afterCommit: (db) => {
-      const index = new StreamIndex(db, true, new Map());
-      return (events) => {
-        for (const [partition, seq] of events) index.appended(partition, seq);
-        if (index.due) index.indexChunk();
-      };
+    afterCommit: indexBehindTheCommit,
+  },
+  {
+    name: 'append-only log (rowid) + index (partition, seq), per-stream index behind the commit (StreamIndex)',
+    create: (db) => {
+      migrate(db);
+      db.exec(`DROP TABLE events; CREATE TABLE events (${eventColumns}); CREATE UNIQUE INDEX events_by_partition ON events (partition, seq);`);
     },
+    afterCommit: indexBehindTheCommit,
   },
   {
     name: 'append-only log (rowid) + index (partition, seq) + index (stream, version)',
@@ -76,7 +88,11 @@ function measure(layout: Layout): ResultRow {
     const versions = new Array<number>(streams).fill(0);
     const seqs = new Array<number>(partitions).fill(0);
     let appended: [number, number][] = [];
-    const append = db.transaction(() => {
+    // BEGIN and COMMIT by hand, to time the COMMIT (the WAL frames and the fsync) apart from the inserts.
+    const spent = { inserts: 0, commits: 0 };
+    const append = () => {
+      const started = performance.now();
+      db.exec('BEGIN');
       const now = Date.now();
       appended = [];
       for (let index = 0; index < batchSize; index++) {
@@ -87,13 +103,19 @@ function measure(layout: Layout): ResultRow {
         insertCommand.run(generatedCommandKey(newCommandId(now))!, partition, seq, 1, fingerprint);
         appended.push([partition, seq]);
       }
-    });
+      const inserted = performance.now();
+      db.exec('COMMIT');
+      spent.inserts += inserted - started;
+      spent.commits += performance.now() - inserted;
+    };
     const afterCommit = layout.afterCommit?.(db) ?? (() => undefined);
     for (let rows = 0; rows < prefillRows; rows += batchSize) {
       append();
       afterCommit(appended);
     }
     db.pragma('wal_checkpoint(TRUNCATE)');
+    spent.inserts = 0;
+    spent.commits = 0;
     const started = performance.now();
     let rows = 0;
     while (performance.now() - started < durationMs) {
@@ -102,7 +124,16 @@ function measure(layout: Layout): ResultRow {
       rows += batchSize;
     }
     const seconds = (performance.now() - started) / 1_000;
-    return { name: layout.name, opsPerSec: round(rows / seconds, 0), p50Ms: Number.NaN, p99Ms: Number.NaN, msPerBatch: round((seconds * 1_000 * batchSize) / rows, 2) };
+    const batches = rows / batchSize;
+    return {
+      name: layout.name,
+      opsPerSec: round(rows / seconds, 0),
+      p50Ms: Number.NaN,
+      p99Ms: Number.NaN,
+      msPerBatch: round((seconds * 1_000) / batches, 3),
+      insertMsPerBatch: round(spent.inserts / batches, 3),
+      commitMsPerBatch: round(spent.commits / batches, 3),
+    };
   } finally {
     db.close();
     rmSync(dir, { recursive: true, force: true });

@@ -67,7 +67,10 @@ export class ShardFileReader {
     let rows = this.pages?.get(key);
     if (rows === undefined) {
       rows = this.selectAfter[shardOf(partition, this.connections.length)]!.all(partition, after, limit);
-      this.pages?.set(key, rows);
+      // Only a page that reached the partition's head is kept: the projections that keep up ask
+      // for the same one, while a catch-up's full pages (a rebuild) are read once, and keeping
+      // them to the end of the pass cost a rebuild a fifth of its rate in garbage collection.
+      if (rows.length < limit) this.pages?.set(key, rows);
     }
     return (rows.length > limit ? rows.slice(0, limit) : rows).map(busEventFromRow);
   }

@@ -82,4 +82,15 @@ describe('the shard file reader', () => {
     });
     expect(reader.read(0, 0, 10).map((e) => e.seq)).toEqual([1, 2, 3]);
   });
+
+  it('keeps no full page for the pass (a catch-up reads each once), only pages that reached the head', async () => {
+    log.commit({ events: [event(1, 1), event(1, 2)], commands: [], snapshots: [] });
+    await reader.sharing(() => {
+      expect(reader.read(1, 0, 1).map((e) => e.seq)).toEqual([1]);
+      log.commit({ events: [event(1, 3)], commands: [], snapshots: [] });
+      // Not the page above: read again, and by now the partition holds three.
+      expect(reader.read(1, 0, 10).map((e) => e.seq)).toEqual([1, 2, 3]);
+      return Promise.resolve();
+    });
+  });
 });

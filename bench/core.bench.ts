@@ -335,7 +335,7 @@ export async function runCore(): Promise<void> {
     } finally {
       temp.remove();
     }
-    rows.push({ name: `peer: ${emmett.name} (${emmett.config})`, opsPerSec: emmett.opsPerSec, p50Ms: emmett.p50Ms, p99Ms: emmett.p99Ms, correct: emmett.correct });
+    rows.push({ name: `peer: ${emmett.name} (${emmett.config})`, opsPerSec: round(emmett.opsPerSec, 0), p50Ms: round(emmett.p50Ms), p99Ms: round(emmett.p99Ms), correct: emmett.correct });
   }
   const memoryResult = memory();
   report('core', rows, {

@@ -6,7 +6,9 @@ import { assertValidId, partitionOf, shardOf, streamName } from '../partitioning
 import type { StoredEvent } from '../protocol.ts';
 import { ShardReads } from '../shard/reads.ts';
 import type { EventRow } from '../shard/shard-log.ts';
-import { StreamRows } from '../shard/stream-index.ts';
+import { LogRows } from '../shard/log-rows.ts';
+import { indexMarks, ScannedTail } from '../shard/log-tail.ts';
+import { eventColumns } from '../shard/event-row.ts';
 import { readMeta } from './data-dir.ts';
 
 /**
@@ -25,13 +27,15 @@ export function readStreamEvents(app: App, dataDir: string, query: { aggregate: 
   try {
     // One read transaction: the index and its marks as of one moment, whatever the writer does meanwhile.
     const rows = db.transaction(() => {
-      if (db.prepare("SELECT 1 FROM sqlite_schema WHERE name = 'stream_index_marks'").get() === undefined) {
-        // Not opened since an upgrade: the layout before migration 4 indexes (stream, version) in the table.
-        return db.prepare<[string, number, number], EventRow>('SELECT * FROM events WHERE stream = ? AND version > ? ORDER BY version LIMIT ?').all(stream, query.after, query.limit);
+      if (db.prepare("SELECT 1 FROM sqlite_schema WHERE name = 'index_marks'").get() === undefined) {
+        // Not opened since an upgrade to migration 5: read the stream from the table itself
+        // (through its (stream, version) key before migration 4, by a scan after it).
+        return db
+          .prepare<[string, number, number], EventRow>(`SELECT ${eventColumns} FROM events WHERE stream = ? AND version > ? ORDER BY version LIMIT ?`)
+          .all(stream, query.after, query.limit);
       }
-      const partition = partitionOf(stream, meta.partitions);
-      const mark = db.prepare<[number], { seq: number }>('SELECT seq FROM stream_index_marks WHERE partition = ?').get(partition)?.seq ?? 0;
-      return new StreamRows(db).after(stream, partition, mark, query.after, query.limit);
+      const tail = new ScannedTail(db, indexMarks(db).stream);
+      return new LogRows(db).streamAfter(stream, partitionOf(stream, meta.partitions), tail, query.after, query.limit);
     })();
     return rows.map((row) => ShardReads.toStoredEvent(aggregate, row));
   } finally {

@@ -115,7 +115,8 @@ function buildNextShards(directory: string, meta: DataDirMeta, shards: number, o
 }
 
 function insertStatement(db: Database.Database, table: Table): Database.Statement {
-  const columns = (db.prepare(`PRAGMA table_info(${table})`).all() as { name: string }[]).map((column) => column.name);
+  // An event's row id is its place in one log: the target gives it its own.
+  const columns = (db.prepare(`PRAGMA table_info(${table})`).all() as { name: string }[]).map((column) => column.name).filter((name) => table !== 'events' || name !== 'id');
   return db.prepare(`INSERT INTO ${table} (${columns.join(', ')}) VALUES (${columns.map((column) => `@${column}`).join(', ')})`);
 }
 

@@ -4,6 +4,8 @@ import type { BusEvent } from '../bus/bus-event.ts';
 import { busEventFromRow } from '../shard/bus-event-row.ts';
 import { shardOf } from '../partitioning.ts';
 import type { EventRow } from '../shard/shard-log.ts';
+import { LogRows } from '../shard/log-rows.ts';
+import { indexMarks, ScannedTail } from '../shard/log-tail.ts';
 
 /**
  * Reads committed events straight from the shard logs, read-only: the embedded bus. WAL lets
@@ -11,36 +13,45 @@ import type { EventRow } from '../shard/shard-log.ts';
  */
 export class ShardFileReader {
   private readonly connections: Database.Database[];
-  private readonly selectAfter;
-  private readonly selectHeads;
+  private readonly rows: LogRows[];
+  /** Inside `together`: each log's tail past its index mark, as its read transaction sees it. */
+  private tails: (ScannedTail | undefined)[] | undefined;
   /** During a pass (`sharing`): the pages read so far, by partition and position. */
   private pages: Map<string, EventRow[]> | undefined;
 
   constructor(dataDir: string, shards: number) {
     this.connections = Array.from({ length: shards }, (_, shard) => new Database(join(dataDir, 'shards', `${shard}.db`), { readonly: true, fileMustExist: true }));
-    this.selectAfter = this.connections.map((db) =>
-      db.prepare<[number, number, number], EventRow>('SELECT * FROM events WHERE partition = ? AND seq > ? ORDER BY seq LIMIT ?'),
-    );
-    this.selectHeads = this.connections.map((db) => db.prepare<[], { partition: number; seq: number }>('SELECT partition, MAX(seq) AS seq FROM events GROUP BY partition'));
+    this.rows = this.connections.map((db) => new LogRows(db));
   }
 
   /**
    * Runs `reads` inside one read transaction per shard log. Each statement outside one is a
    * transaction of its own, and starting one on a WAL database costs more than a short read
    * itself (about 6 µs of a 10 µs lookup here): one per catch-up round instead of one per
-   * partition read.
+   * partition read. The indexes' mark and the tail past it are read once per transaction,
+   * and only by a read that gets that far: a read outside one would see the mark of one
+   * moment and the indexes of another.
    */
   together<T>(reads: () => T): T {
+    if (this.tails !== undefined) return reads();
     const begun: Database.Database[] = [];
     try {
       for (const db of this.connections) {
         db.exec('BEGIN');
         begun.push(db);
       }
+      this.tails = this.connections.map(() => undefined);
       return reads();
     } finally {
+      this.tails = undefined;
       for (const db of begun) if (db.inTransaction) db.exec('COMMIT');
     }
+  }
+
+  private tailOf(shard: number): ScannedTail {
+    const tails = this.tails!;
+    const db = this.connections[shard]!;
+    return (tails[shard] ??= new ScannedTail(db, indexMarks(db).partition));
   }
 
   /**
@@ -66,7 +77,8 @@ export class ShardFileReader {
     const key = `${partition}:${after}`;
     let rows = this.pages?.get(key);
     if (rows === undefined) {
-      rows = this.selectAfter[shardOf(partition, this.connections.length)]!.all(partition, after, limit);
+      const shard = shardOf(partition, this.connections.length);
+      rows = this.together(() => this.rows[shard]!.partitionAfter(partition, after, limit, this.tailOf(shard)));
       // Only a page that reached the partition's head is kept: the projections that keep up ask
       // for the same one, while a catch-up's full pages (a rebuild) are read once, and keeping
       // them to the end of the pass cost a rebuild a fifth of its rate in garbage collection.
@@ -76,9 +88,11 @@ export class ShardFileReader {
   }
 
   heads(): Map<number, number> {
-    const heads = new Map<number, number>();
-    for (const select of this.selectHeads) for (const row of select.all()) heads.set(row.partition, row.seq);
-    return heads;
+    return this.together(() => {
+      const heads = new Map<number, number>();
+      for (const [shard, rows] of this.rows.entries()) for (const [partition, seq] of rows.heads(this.tailOf(shard))) heads.set(partition, seq);
+      return heads;
+    });
   }
 
   close(): void {

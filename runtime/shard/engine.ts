@@ -15,7 +15,7 @@ import { actorNamed } from '../define/actors.ts';
 import { loadActor } from './actor-loader.ts';
 import type { SagaInstance } from '../define/saga-actor.ts';
 import { ShardLog } from './shard-log.ts';
-import { CorruptLogError, indexDueAt } from './stream-index.ts';
+import { CorruptLogError, indexDueAt } from './log-index.ts';
 
 /** Everything a shard thread does, behind one request → response function. */
 export class ShardEngine {
@@ -48,22 +48,22 @@ export class ShardEngine {
     if (this.corrupt !== undefined && request.type !== 'close') throw makeError('SHARDLOG_INTERNAL', this.corrupt.message);
     const handler = this.handlers[request.type] as (request: ShardRequest) => Omit<ShardResponse, 'type'>;
     const response = { type: request.type, ...handler(request) } as ShardResponse;
-    const indexMs = this.indexStreamsBehind();
+    const indexMs = this.indexBehind();
     if (indexMs > 0 && response.type === 'commands') response.indexMs = indexMs;
     return response;
   }
 
   /**
-   * Writes the per-stream index's next chunk once enough events wait, after the request that
+   * Writes the indexes' next chunk once enough events wait, after the request that
    * appended them and before its reply: one batch in every few thousand events waits for it,
    * where running it after the reply (on the thread's event loop) would cost every request
    * the slower asynchronous task hand-off between threads. Returns how long it took (0: not run).
    */
-  private indexStreamsBehind(): number {
-    if (this.closed || !this.log.streamIndexDue || this.log.streamIndexPending < this.indexRetryAt) return 0;
+  private indexBehind(): number {
+    if (this.closed || !this.log.indexDue || this.log.indexPending < this.indexRetryAt) return 0;
     const started = performance.now();
     try {
-      this.log.indexStreams();
+      this.log.indexBehind();
       this.indexRetryAt = 0;
     } catch (error) {
       if (error instanceof CorruptLogError) {
@@ -71,9 +71,9 @@ export class ShardEngine {
         return 0;
       }
       // A full disk, an I/O error, the file locked by another process: nothing was indexed,
-      // reads scan the tail meanwhile; try again once another chunk's worth waits, so a
+      // reads find the tail in memory meanwhile; try again once another chunk's worth waits, so a
       // lasting failure does not make every request wait for it.
-      this.indexRetryAt = this.log.streamIndexPending + indexDueAt;
+      this.indexRetryAt = this.log.indexPending + indexDueAt;
     }
     return performance.now() - started;
   }

@@ -10,3 +10,6 @@ export interface EventRow {
   meta: Buffer | null;
   recorded_at: number;
 }
+
+/** The columns of an EventRow, in the table's order (the table's `id` is the row's place in the log, not part of the event). */
+export const eventColumns = 'partition, seq, stream, version, type, schema_version, data, meta, recorded_at';

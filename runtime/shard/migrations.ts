@@ -107,6 +107,44 @@ const migrations: readonly string[] = [
      partition INTEGER PRIMARY KEY,
      seq INTEGER NOT NULL
    );`,
+  // The commit appends in one place (ADR 0013, update of 2026-12-03): `events` becomes a log in
+  // row id order with no key per partition, and the (partition, seq) lookup joins the
+  // per-stream one behind the commit, both pointing at row ids, each up to its mark in
+  // `index_marks`. Rows keep their partition's seq order. The indexes are filled at the next open.
+  `CREATE TABLE events_log (
+     id INTEGER PRIMARY KEY,
+     partition INTEGER NOT NULL,
+     seq INTEGER NOT NULL,
+     stream TEXT NOT NULL,
+     version INTEGER NOT NULL,
+     type TEXT NOT NULL,
+     schema_version INTEGER NOT NULL,
+     data BLOB NOT NULL,
+     meta BLOB,
+     recorded_at INTEGER NOT NULL
+   );
+   INSERT INTO events_log (partition, seq, stream, version, type, schema_version, data, meta, recorded_at)
+     SELECT partition, seq, stream, version, type, schema_version, data, meta, recorded_at FROM events ORDER BY partition, seq;
+   DROP TABLE events;
+   ALTER TABLE events_log RENAME TO events;
+   DROP TABLE stream_index;
+   DROP TABLE stream_index_marks;
+   CREATE TABLE stream_index (
+     stream_id INTEGER NOT NULL,
+     version INTEGER NOT NULL,
+     row INTEGER NOT NULL,
+     PRIMARY KEY (stream_id, version)
+   ) WITHOUT ROWID;
+   CREATE TABLE partition_index (
+     partition INTEGER NOT NULL,
+     seq INTEGER NOT NULL,
+     row INTEGER NOT NULL,
+     PRIMARY KEY (partition, seq)
+   ) WITHOUT ROWID;
+   CREATE TABLE index_marks (
+     name TEXT PRIMARY KEY,
+     row INTEGER NOT NULL
+   ) WITHOUT ROWID;`,
 ];
 
 export const schemaVersion = migrations.length;

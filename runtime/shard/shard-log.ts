@@ -7,7 +7,7 @@ import { generatedCommandKey, generatedKeyFloor } from './generated-command-key.
 import { migrate } from './migrations.ts';
 import { SagaTables, type SagaRow } from './saga-tables.ts';
 import type { EventRow } from './event-row.ts';
-import { StreamIndex } from './stream-index.ts';
+import { LogIndex } from './log-index.ts';
 
 export type { EventRow } from './event-row.ts';
 
@@ -71,15 +71,15 @@ export class ShardLog {
   private readonly upsertSnapshot;
   private readonly selectCommand;
   private readonly selectGeneratedCommand;
-  private readonly selectCommandEvents;
   private readonly selectSnapshot;
-  private readonly selectPartitionAfter;
   private readonly deleteOldCommands;
   private readonly deleteOldGeneratedCommands;
   private readonly upsertPublished;
-  private readonly commitBatch: (batch: BatchWrite) => void;
+  private readonly commitBatch: (batch: BatchWrite, firstRowId: number) => void;
   readonly sagas: SagaTables;
-  private readonly streamIndex: StreamIndex;
+  private readonly index: LogIndex;
+  /** Per partition: its last seq in the log. A commit must continue it, as the log's (partition, seq) key once checked. */
+  private readonly heads: Map<number, number>;
   private readonly partitions: number;
 
   constructor(file: string, durability: Durability, identity: ShardIdentity) {
@@ -106,8 +106,8 @@ export class ShardLog {
       throw error;
     }
     // Positional parameters: binding by name costs a property lookup per column per row.
-    this.insertEvent = this.db.prepare<[number, number, string, number, string, number, Buffer, Buffer | null, number]>(
-      'INSERT INTO events (partition, seq, stream, version, type, schema_version, data, meta, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+    this.insertEvent = this.db.prepare<[number, number, number, string, number, string, number, Buffer, Buffer | null, number]>(
+      'INSERT INTO events (id, partition, seq, stream, version, type, schema_version, data, meta, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
     );
     this.insertCommand = this.db.prepare<[string, string, Buffer, Buffer, number]>(
       'INSERT INTO commands (id, stream, fingerprint, result, recorded_at) VALUES (?, ?, ?, ?, ?)',
@@ -123,13 +123,7 @@ export class ShardLog {
     this.selectGeneratedCommand = this.db.prepare<[Buffer], Omit<GeneratedCommandRow, 'key'>>(
       'SELECT partition, seq, events, fingerprint, stream, result FROM command_ids WHERE id = ?',
     );
-    this.selectCommandEvents = this.db.prepare<[number, number, number], { stream: string; type: string; version: number }>(
-      'SELECT stream, type, version FROM events WHERE partition = ? AND seq > ? AND seq <= ? ORDER BY seq',
-    );
     this.selectSnapshot = this.db.prepare<[string], SnapshotRow>('SELECT * FROM snapshots WHERE stream = ?');
-    this.selectPartitionAfter = this.db.prepare<[number, number, number], EventRow>(
-      'SELECT * FROM events WHERE partition = ? AND seq > ? ORDER BY seq LIMIT ?',
-    );
     this.deleteOldCommands = this.db.prepare<[number, number]>(
       'DELETE FROM commands WHERE id IN (SELECT id FROM commands WHERE recorded_at < ? LIMIT ?)',
     );
@@ -141,15 +135,17 @@ export class ShardLog {
        ON CONFLICT (partition) DO UPDATE SET published_seq = MAX(published_seq, excluded.published_seq)`,
     );
     this.sagas = new SagaTables(this.db);
-    this.streamIndex = new StreamIndex(this.db, durability === 'fsync', this.lastSeqs());
     try {
-      this.streamIndex.indexAll();
+      this.index = new LogIndex(this.db, durability === 'fsync');
+      this.index.indexAll();
+      this.heads = this.index.rows.heads(this.index.tail);
     } catch (error) {
       this.db.close();
       throw error;
     }
-    this.commitBatch = this.db.transaction((batch: BatchWrite) => {
-      for (const e of batch.events) this.insertEvent.run(e.partition, e.seq, e.stream, e.version, e.type, e.schema_version, e.data, e.meta, e.recorded_at);
+    this.commitBatch = this.db.transaction((batch: BatchWrite, firstRowId: number) => {
+      let id = firstRowId;
+      for (const e of batch.events) this.insertEvent.run(id++, e.partition, e.seq, e.stream, e.version, e.type, e.schema_version, e.data, e.meta, e.recorded_at);
       for (const c of batch.commands) this.insertCommand.run(c.id, c.stream, c.fingerprint, c.result, c.recorded_at);
       for (const c of batch.generatedCommands ?? []) this.insertGeneratedCommand.run(c.key, c.partition, c.seq, c.events, c.fingerprint, c.stream, c.result);
       for (const snapshot of batch.snapshots) this.upsertSnapshot.run(snapshot);
@@ -178,44 +174,75 @@ export class ShardLog {
 
   /** The highest seq of every partition that has events. */
   lastSeqs(): Map<number, number> {
-    const rows = this.db
-      .prepare<[], { partition: number; seq: number }>('SELECT partition, MAX(seq) AS seq FROM events GROUP BY partition')
-      .all();
-    return new Map(rows.map((row) => [row.partition, row.seq]));
+    return new Map(this.heads);
   }
 
   /** The latest recorded_at of the last event of any partition (0: no events), where a restarted shard's clock resumes. */
   lastRecordedAt(): number {
-    const row = this.db
-      .prepare<[], { at: number | null }>('SELECT MAX(recorded_at) AS at FROM events WHERE (partition, seq) IN (SELECT partition, MAX(seq) FROM events GROUP BY partition)')
-      .get();
-    return row?.at ?? 0;
+    let latest = 0;
+    for (const partition of this.heads.keys()) latest = Math.max(latest, this.index.rows.partitionHead(partition, this.index.tail)?.recorded_at ?? 0);
+    return latest;
   }
 
   /** The highest seq of one partition (0: no events). */
   lastSeq(partition: number): number {
-    return this.db.prepare<[number], { seq: number | null }>('SELECT MAX(seq) AS seq FROM events WHERE partition = ?').get(partition)?.seq ?? 0;
+    return this.heads.get(partition) ?? 0;
   }
 
   /** Writes the whole batch in one transaction (and, with `fsync`, one fsync), or nothing. */
   commit(batch: BatchWrite): void {
-    this.commitBatch(batch);
-    for (const event of batch.events) this.streamIndex.appended(event.partition, event.seq);
+    const heads = this.continuedHeads(batch.events);
+    const firstRowId = this.index.takeRowIds(batch.events.length);
+    this.commitBatch(batch, firstRowId);
+    this.appended(batch.events, firstRowId, heads);
   }
 
-  /** Whether enough events wait for the per-stream index that `indexStreams` should run. */
-  get streamIndexDue(): boolean {
-    return this.streamIndex.due;
+  /**
+   * The heads after appending these events, or an error if one does not continue its
+   * partition: a position written twice or a gap would corrupt the log, and no table key
+   * checks it at the commit any more (the partition index does, behind it).
+   */
+  private continuedHeads(events: readonly EventRow[]): Map<number, number> {
+    const heads = new Map<number, number>();
+    for (const event of events) {
+      const head = heads.get(event.partition) ?? this.lastSeq(event.partition);
+      if (event.seq !== head + 1) {
+        throw new Error(`shard log ${this.db.name}: partition ${event.partition} is at seq ${head}, an append brought seq ${event.seq}`);
+      }
+      heads.set(event.partition, event.seq);
+    }
+    return heads;
   }
 
-  /** Indexes one chunk of the events waiting for the per-stream index, in a transaction of its own. */
-  indexStreams(limit?: number): void {
-    this.streamIndex.indexChunk(limit);
+  private appended(events: readonly EventRow[], firstRowId: number, heads: ReadonlyMap<number, number>): void {
+    let id = firstRowId;
+    for (const event of events) this.index.appended(id++, event);
+    for (const [partition, seq] of heads) this.heads.set(partition, seq);
   }
 
-  /** Events the per-stream index has not taken yet. */
-  get streamIndexPending(): number {
-    return this.streamIndex.pending;
+  /** Whether enough events wait for the indexes that `indexBehind` should run. */
+  get indexDue(): boolean {
+    return this.index.due;
+  }
+
+  /** One transaction of the indexes' work behind the commit: the partitions' next chunk, or the streams' next piece. */
+  indexBehind(): void {
+    this.index.indexStep();
+  }
+
+  /** Up to `limit` events into the partition index now, in one transaction. */
+  indexPartitions(limit?: number): void {
+    this.index.indexPartitions(limit);
+  }
+
+  /** The next piece of at most `piece` entries into the stream index now, in one transaction. */
+  indexStreams(piece?: number): void {
+    this.index.indexStreams(piece);
+  }
+
+  /** Events the indexes have not taken yet. */
+  get indexPending(): number {
+    return this.index.pending;
   }
 
   /**
@@ -227,7 +254,7 @@ export class ShardLog {
     const generated = key === undefined ? undefined : this.selectGeneratedCommand.get(key);
     if (generated === undefined) return this.selectCommand.get(id);
     if (generated.seq === null) return { stream: generated.stream!, fingerprint: generated.fingerprint, result: generated.result! };
-    const events = this.selectCommandEvents.all(generated.partition, generated.seq - generated.events, generated.seq);
+    const events = this.index.rows.partitionAfter(generated.partition, generated.seq - generated.events, generated.events, this.index.tail);
     const last = events.at(-1);
     if (last === undefined || events.length !== generated.events) {
       throw new Error(`shard log ${this.db.name}: the events of command ${id} (${generated.partition}:${generated.seq}) are missing`);
@@ -244,13 +271,11 @@ export class ShardLog {
   }
 
   streamEventsAfter(stream: string, afterVersion: number, limit = Number.MAX_SAFE_INTEGER): EventRow[] {
-    const partition = partitionOf(stream, this.partitions);
-    return this.streamIndex.rows.after(stream, partition, this.streamIndex.markOf(partition), afterVersion, limit);
+    return this.index.rows.streamAfter(stream, partitionOf(stream, this.partitions), this.index.tail, afterVersion, limit);
   }
 
   private streamRows(stream: string, afterVersion: number, untilVersion: number): Generator<EventRow> {
-    const partition = partitionOf(stream, this.partitions);
-    return this.streamIndex.rows.between(stream, partition, this.streamIndex.markOf(partition), afterVersion, untilVersion);
+    return this.index.rows.streamBetween(stream, partitionOf(stream, this.partitions), this.index.tail, afterVersion, untilVersion);
   }
 
   /**
@@ -271,7 +296,7 @@ export class ShardLog {
   }
 
   partitionEventsAfter(partition: number, afterSeq: number, limit: number): EventRow[] {
-    return this.selectPartitionAfter.all(partition, afterSeq, limit);
+    return this.index.rows.partitionAfter(partition, afterSeq, limit, this.index.tail);
   }
 
   /** Records how far the relay has published, [partition, seq, …]; never moves backwards. */
@@ -295,12 +320,15 @@ export class ShardLog {
    */
   truncatePartition(partition: number, afterSeq: number): string[] {
     const cut = this.db.transaction(() => {
-      const dropped = this.db
-        .prepare<[number, number], { stream: string; version: number; meta: Buffer | null }>('SELECT stream, version, meta FROM events WHERE partition = ? AND seq > ? ORDER BY seq')
-        .all(partition, afterSeq);
+      const dropped = this.partitionEventsAfter(partition, afterSeq, Number.MAX_SAFE_INTEGER);
       const firstDropped = new Map<string, number>();
       for (const { stream, version } of dropped) if (!firstDropped.has(stream)) firstDropped.set(stream, version);
-      this.streamIndex.truncated(partition, afterSeq, firstDropped);
+      this.db
+        .prepare<[number, number]>('DELETE FROM events WHERE id IN (SELECT row FROM partition_index WHERE partition = ? AND seq > ?)')
+        .run(partition, afterSeq);
+      const deleteRow = this.db.prepare<[number]>('DELETE FROM events WHERE id = ?');
+      for (const { id, row } of this.index.tail.identifiedRowsOf(partition)) if (row.seq > afterSeq) deleteRow.run(id);
+      this.index.truncated(partition, afterSeq, firstDropped);
       const deleteCommand = this.db.prepare<[string]>('DELETE FROM commands WHERE id = ?');
       const deleteGeneratedCommand = this.db.prepare<[Buffer]>('DELETE FROM command_ids WHERE id = ?');
       const deleteSnapshot = this.db.prepare<[string]>('DELETE FROM snapshots WHERE stream = ?');
@@ -313,7 +341,6 @@ export class ShardLog {
         }
         deleteSnapshot.run(stream);
       }
-      this.db.prepare<[number, number]>('DELETE FROM events WHERE partition = ? AND seq > ?').run(partition, afterSeq);
       this.db
         .prepare<[number, number]>('INSERT INTO relay (partition, published_seq) VALUES (?, ?) ON CONFLICT (partition) DO UPDATE SET published_seq = excluded.published_seq')
         .run(partition, afterSeq);
@@ -321,7 +348,9 @@ export class ShardLog {
       this.db.prepare<[number, number]>('UPDATE saga_routed SET routed_seq = MIN(routed_seq, ?) WHERE partition = ?').run(afterSeq, partition);
       return [...firstDropped.keys()];
     })();
-    this.streamIndex.afterTruncate(partition, afterSeq);
+    this.index.afterTruncate(partition, afterSeq);
+    if (afterSeq === 0) this.heads.delete(partition);
+    else if (this.lastSeq(partition) > afterSeq) this.heads.set(partition, afterSeq);
     return cut;
   }
 
@@ -330,13 +359,15 @@ export class ShardLog {
     const insertCommandIfAbsent = this.db.prepare<[string, string, Buffer, Buffer, number]>(
       'INSERT OR IGNORE INTO commands (id, stream, fingerprint, result, recorded_at) VALUES (?, ?, ?, ?, ?)',
     );
+    const heads = this.continuedHeads(events);
+    const firstRowId = this.index.takeRowIds(events.length);
     this.db.transaction(() => {
-      for (const e of events) this.insertEvent.run(e.partition, e.seq, e.stream, e.version, e.type, e.schema_version, e.data, e.meta, e.recorded_at);
+      let id = firstRowId;
+      for (const e of events) this.insertEvent.run(id++, e.partition, e.seq, e.stream, e.version, e.type, e.schema_version, e.data, e.meta, e.recorded_at);
       for (const c of commands) insertCommandIfAbsent.run(c.id, c.stream, c.fingerprint, c.result, c.recorded_at);
       this.upsertPublished.run(partition, publishedSeq);
     })();
-    const last = events.at(-1);
-    if (last !== undefined) this.streamIndex.appended(last.partition, last.seq);
+    this.appended(events, firstRowId, heads);
   }
 
   /**

@@ -266,7 +266,7 @@ describe('a journal: the shard log', () => {
     }
   });
 
-  it('writes a batch whole or not at all: a batch whose last event takes a used position leaves no event, command record or snapshot', () => {
+  it('writes a batch whole or not at all: a batch whose last write fails leaves no event, command record or snapshot', () => {
     const dir = makeTempDir('shardlog-tck-atomic-');
     const log = new ShardLog(join(dir.dir, '0.db'), 'fsync', { shard: 0, shards: 1, partitions: 1 });
     try {
@@ -284,9 +284,11 @@ describe('a journal: the shard log', () => {
       log.commit({ events: [row(1, 1)], commands: [], snapshots: [] });
       let failure: unknown;
       try {
+        // The second command record repeats the first's id: the write fails after the events went in.
+        const record = { id: 'c', stream: 'journal/x', fingerprint: Buffer.alloc(0), result: Buffer.from([0xc0]), recorded_at: 1 };
         log.commit({
-          events: [row(2, 2), row(3, 3), row(1, 4)],
-          commands: [{ id: 'c', stream: 'journal/x', fingerprint: Buffer.alloc(0), result: Buffer.from([0xc0]), recorded_at: 1 }],
+          events: [row(2, 2), row(3, 3)],
+          commands: [record, record],
           snapshots: [{ stream: 'journal/x', version: 3, state: Buffer.from([0xc0]), schema: 's1' }],
         });
       } catch (error) {
@@ -295,8 +297,17 @@ describe('a journal: the shard log', () => {
       expect((failure as { code?: unknown }).code).toBe('SQLITE_CONSTRAINT_PRIMARYKEY');
       expect(log.lastSeq(0)).toBe(1);
       expect(log.streamEventsAfter('journal/x', 0).map((event) => event.version)).toEqual([1]);
+      expect(log.partitionEventsAfter(0, 0, 10).map((event) => event.seq)).toEqual([1]);
       expect(log.findCommand('c')).toBeUndefined();
       expect(log.snapshot('journal/x')).toBeUndefined();
+      // A position taken twice is refused before anything is written.
+      expect(() => log.commit({ events: [row(1, 2)], commands: [], snapshots: [] })).toThrow(/partition 0 is at seq 1, an append brought seq 1/);
+      // The log goes on from where it was.
+      log.commit({ events: [row(2, 2)], commands: [], snapshots: [] });
+      log.indexPartitions();
+      log.indexStreams();
+      expect(log.streamEventsAfter('journal/x', 0).map((event) => event.version)).toEqual([1, 2]);
+      expect(log.partitionEventsAfter(0, 0, 10).map((event) => event.seq)).toEqual([1, 2]);
     } finally {
       log.close();
       dir.remove();
@@ -311,7 +322,9 @@ describe('a journal: the JetStream copy of a partition', () => {
     for (let partition = 0; partition < partitions; partition++) {
       const original = logOf(originalLogs)(partition).partitionEventsAfter(partition, 0, 1_000);
       const copied = logOf(copiedLogs)(partition).partitionEventsAfter(partition, 0, 1_000);
-      expect(copied).toEqual(original);
+      // Bytes compared as bytes: a row not yet indexed comes from the writer's memory, in a Buffer that is a slice of the codec's.
+      const plain = (rows: EventRow[]) => rows.map((row) => ({ ...row, data: row.data.toString('hex'), meta: row.meta?.toString('hex') }));
+      expect(plain(copied)).toEqual(plain(original));
     }
   });
 

@@ -156,8 +156,9 @@ describe('a snapshot store (the snapshots of a shard log)', () => {
     saveSnapshot(10, 'snapshot@10');
     let failure: unknown;
     try {
-      // The second row repeats the seq of the first: the partition's position is unique.
-      log.commit({ events: [eventRow(written + 1), { ...eventRow(written + 2), seq: written + 1 }], commands: [], snapshots: [{ stream, version: written + 1, state: encodeStored({ payloads: ['lost'] }), schema: journal.snapshotSchema }] });
+      // The second command record repeats the first's id: the write fails after the event and before the snapshot.
+      const record = { id: 'repeated', stream, fingerprint: Buffer.alloc(0), result: Buffer.from([0xc0]), recorded_at: 1 };
+      log.commit({ events: [eventRow(written + 1)], commands: [record, record], snapshots: [{ stream, version: written + 1, state: encodeStored({ payloads: ['lost'] }), schema: journal.snapshotSchema }] });
     } catch (error) {
       failure = error;
     }

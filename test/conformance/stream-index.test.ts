@@ -14,10 +14,9 @@ import { readStreamEvents } from '../../runtime/host/log-reader.ts';
 import { writeMetaAtomically } from '../../runtime/host/data-dir.ts';
 import { partitionOf } from '../../runtime/partitioning.ts';
 import { ShardLog, type EventRow } from '../../runtime/shard/shard-log.ts';
-import { CorruptLogError, indexDueAt } from '../../runtime/shard/stream-index.ts';
+import { CorruptLogError, indexDueAt, streamIndexDueAt } from '../../runtime/shard/log-index.ts';
 import { startBank } from '../support/runtime.ts';
 import { makeTempDir } from '../support/temp-dir.ts';
-import { waitFor } from '../support/wait-for.ts';
 
 const partitions = 2;
 const identity = { shard: 0, shards: 1, partitions };
@@ -25,14 +24,16 @@ const streams = ['account/a', 'account/b', 'account/c', 'account/d', 'account/e'
 
 type Step =
   | { kind: 'commit'; picks: number[] }
-  | { kind: 'index'; limit: number }
+  | { kind: 'index-partitions'; limit: number }
+  | { kind: 'index-streams'; piece: number }
   | { kind: 'truncate'; partition: number; keep: number }
   | { kind: 'copy-in'; stream: number; count: number }
   | { kind: 'reopen' };
 
 const step: fc.Arbitrary<Step> = fc.oneof(
   { weight: 5, arbitrary: fc.record({ kind: fc.constant('commit' as const), picks: fc.array(fc.nat(streams.length - 1), { minLength: 1, maxLength: 8 }) }) },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant('index' as const), limit: fc.integer({ min: 1, max: 12 }) }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('index-partitions' as const), limit: fc.integer({ min: 1, max: 12 }) }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('index-streams' as const), piece: fc.integer({ min: 1, max: 12 }) }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('truncate' as const), partition: fc.nat(partitions - 1), keep: fc.double({ min: 0, max: 1, noNaN: true }) }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('copy-in' as const), stream: fc.nat(streams.length - 1), count: fc.integer({ min: 1, max: 4 }) }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('reopen' as const) }) },
@@ -79,8 +80,10 @@ describe('the per-stream index, written behind the commit', () => {
             if (next.kind === 'commit') {
               const events = next.picks.map((pick) => model.append(streams[pick]!, clock++));
               log.commit({ events, commands: [], snapshots: [] });
-            } else if (next.kind === 'index') {
-              log.indexStreams(next.limit);
+            } else if (next.kind === 'index-partitions') {
+              log.indexPartitions(next.limit);
+            } else if (next.kind === 'index-streams') {
+              log.indexStreams(next.piece);
             } else if (next.kind === 'truncate') {
               const held = model.partitions.get(next.partition)?.length ?? 0;
               const afterSeq = Math.floor(held * next.keep);
@@ -93,7 +96,7 @@ describe('the per-stream index, written behind the commit', () => {
             } else {
               log.close();
               log = new ShardLog(file, 'fsync', identity);
-              expect(log.streamIndexPending).toBe(0);
+              expect(log.indexPending).toBe(0);
             }
             for (const stream of streams) {
               const expected = model.stream(stream);
@@ -103,6 +106,12 @@ describe('the per-stream index, written behind the commit', () => {
               expect(versions(log.streamEventsBetween(stream, 1, Math.max(1, last - 1))), stream).toEqual(versions(expected.slice(1, Math.max(1, last - 1))));
               const middle = expected[Math.floor(last / 2)]?.recorded_at ?? 0;
               expect(versions(log.streamEventsUntilTime(stream, middle)), stream).toEqual(versions(expected.filter((row) => row.recorded_at <= middle)));
+            }
+            for (let partition = 0; partition < partitions; partition++) {
+              const expected = model.partitions.get(partition) ?? [];
+              expect(log.partitionEventsAfter(partition, 0, 1_000), `partition ${partition}`).toEqual(expected);
+              expect(log.partitionEventsAfter(partition, 1, 3), `partition ${partition}`).toEqual(expected.slice(1, 4));
+              expect(log.lastSeq(partition)).toBe(expected.length);
             }
           }
         } finally {
@@ -125,7 +134,10 @@ describe('the per-stream index, written behind the commit', () => {
       try {
         for (let round = 0; round < 3; round++) {
           log.commit({ events: streams.flatMap((stream) => [model.append(stream, round), model.append(stream, round)]), commands: [], snapshots: [] });
-          if (round === 1) log.indexStreams(7);
+          if (round === 1) {
+            log.indexPartitions(7);
+            log.indexStreams(3);
+          }
           for (const stream of streams) expect(read(stream.slice('account/'.length))).toEqual(versions(model.stream(stream)));
         }
       } finally {
@@ -139,23 +151,41 @@ describe('the per-stream index, written behind the commit', () => {
   it('keeps up behind a running shard thread, between its requests', async () => {
     const bank = await startBank({ shards: 1, partitions: 4 });
     try {
-      for (let round = 0; round < (3 * indexDueAt) / 250; round++) {
+      for (let round = 0; round < (streamIndexDueAt + 2 * indexDueAt) / 250; round++) {
         await Promise.all(Array.from({ length: 250 }, (_, n) => bank.runtime.dispatch({ aggregate: 'account', id: `acc-${round}-${n}`, command: 'open', input: { owner: 'o' } })));
       }
-      const unindexed = () => {
+      const unindexed = (index: string) => {
         const db = new Database(join(bank.dir, 'shards', '0.db'), { readonly: true });
         try {
           const events = db.prepare<[], { n: number }>('SELECT COUNT(*) AS n FROM events').get()!.n;
-          return events - db.prepare<[], { n: number }>('SELECT COUNT(*) AS n FROM stream_index').get()!.n;
+          return events - db.prepare<[], { n: number }>(`SELECT COUNT(*) AS n FROM ${index}`).get()!.n;
         } finally {
           db.close();
         }
       };
-      // Indexing runs after a reply, once indexDueAt events wait: what is left is under that.
-      await waitFor(() => unindexed() < indexDueAt, { timeoutMs: 20_000 });
+      // Indexing runs after a reply, once enough events wait: what is left is under that.
+      expect(unindexed('partition_index')).toBeLessThan(indexDueAt);
+      expect(unindexed('stream_index')).toBeLessThan(streamIndexDueAt);
       expect(await bank.runtime.state({ aggregate: 'account', id: 'acc-0-0' })).toMatchObject({ version: 1 });
     } finally {
       await bank.stop();
+    }
+  });
+
+  it('refuses an append that does not continue its partition, before writing anything', () => {
+    const temp = makeTempDir('shardlog-log-position-');
+    const file = join(temp.dir, '0.db');
+    try {
+      const log = new ShardLog(file, 'fsync', identity);
+      const model = new Model();
+      const first = model.append('account/a', 1);
+      log.commit({ events: [first], commands: [], snapshots: [] });
+      expect(() => log.commit({ events: [{ ...first, version: 2 }], commands: [], snapshots: [] })).toThrow(/is at seq 1, an append brought seq 1/);
+      expect(() => log.appendReplica([{ ...first, seq: 3, version: 2 }], [], first.partition, 3)).toThrow(/is at seq 1, an append brought seq 3/);
+      expect(log.partitionEventsAfter(first.partition, 0, 10)).toEqual([first]);
+      log.close();
+    } finally {
+      temp.remove();
     }
   });
 
@@ -170,7 +200,7 @@ describe('the per-stream index, written behind the commit', () => {
       log.commit({ events: [first, { ...first, seq: first.seq + 1 }], commands: [], snapshots: [] });
       expect(() => log.indexStreams()).toThrow(CorruptLogError);
       log.close();
-      expect(() => new ShardLog(file, 'fsync', identity)).toThrow(/holds one version twice/);
+      expect(() => new ShardLog(file, 'fsync', identity)).toThrow(/held twice/);
     } finally {
       temp.remove();
     }
@@ -185,11 +215,11 @@ describe('the per-stream index, written behind the commit', () => {
       log.commit({ events: Array.from({ length: 300 }, (_, n) => model.append(streams[n % streams.length]!, n)), commands: [], snapshots: [] });
       log.close();
       const raw = new Database(file);
-      raw.exec('DELETE FROM stream_index; DELETE FROM stream_index_marks; DELETE FROM streams');
+      raw.exec('DELETE FROM stream_index; DELETE FROM partition_index; DELETE FROM index_marks; DELETE FROM streams');
       raw.close();
       log = new ShardLog(file, 'fsync', identity);
       try {
-        expect(log.streamIndexPending).toBe(0);
+        expect(log.indexPending).toBe(0);
         for (const stream of streams) expect(versions(log.streamEventsAfter(stream, 0))).toEqual(versions(model.stream(stream)));
       } finally {
         log.close();

@@ -17,6 +17,8 @@ const repo = fileURLToPath(new URL('../..', import.meta.url));
 const schemaV1Release = 'af387a80c6779c6c20964a4788b94d96e25d6a97';
 /** The last release whose shard logs have schema version 3 (`events` with UNIQUE (stream, version), no stream index). */
 const schemaV3Release = 'eb90132336b4859c3fc8023bc5d48768c730c756';
+/** The last release whose shard logs have schema version 4 (`events` keyed (partition, seq), the stream index by seq behind the commit). */
+const schemaV4Release = '2f6802b6422271814987a6209badeef9098dc43c';
 
 interface Written {
   outcomes: [string, { status: string } & Record<string, unknown>][];
@@ -53,6 +55,7 @@ describe('shard logs written by an earlier release', () => {
   it.each([
     { release: schemaV1Release, version: 1 },
     { release: schemaV3Release, version: 3 },
+    { release: schemaV4Release, version: 4 },
   ])('open after the numbered migrations from schema $version with every command record, event, state and idempotency key as that release left them', { timeout: 120_000 }, async ({ release, version }) => {
     const temp = makeTempDir();
     cleanup.push(temp.remove);

@@ -25,7 +25,8 @@ import { decide, evolve } from '../runtime/define/execute.ts';
 import { createRuntime, type Durability } from '../runtime/index.ts';
 import { generatedCommandKey } from '../runtime/shard/generated-command-key.ts';
 import { migrate } from '../runtime/shard/migrations.ts';
-import { StreamIndex } from '../runtime/shard/stream-index.ts';
+import { LogIndex } from '../runtime/shard/log-index.ts';
+import type { EventRow } from '../runtime/shard/event-row.ts';
 import { ShardLog, type BatchWrite } from '../runtime/shard/shard-log.ts';
 import { startBarePipeline } from './baselines/bare-pipeline.ts';
 import { benchEmmettBank, probeEmmettConfigurations } from './peers/emmett.ts';
@@ -207,8 +208,8 @@ const eventsAndCommandIds = (uniqueStreamVersion: boolean) => `CREATE TABLE even
   CREATE TABLE command_ids (id BLOB PRIMARY KEY, partition INTEGER NOT NULL, seq INTEGER, events INTEGER NOT NULL, fingerprint BLOB NOT NULL, stream TEXT, result BLOB) WITHOUT ROWID;`;
 
 /**
- * How the raw references lay out the rows: `shard log` is today's (the per-stream index
- * written behind the commit by the shard log's own StreamIndex); `previous` the layout before
+ * How the raw references lay out the rows: `shard log` is today's (an append-only log, its
+ * partition and stream indexes written behind the commit by the shard log's own LogIndex); `previous` the layout before
  * migration 4 (UNIQUE (stream, version) in every commit); `no stream index` neither.
  */
 type RawLayout = 'shard log' | 'previous' | 'no stream index';
@@ -224,27 +225,35 @@ function rawSqlite(durability: Durability, batchSize: number, layout: RawLayout 
   db.pragma(`synchronous = ${durability === 'fsync' ? 'FULL' : 'NORMAL'}`);
   if (layout === 'shard log') migrate(db);
   else db.exec(eventsAndCommandIds(layout === 'previous'));
-  const streamIndex = layout === 'shard log' ? new StreamIndex(db, durability === 'fsync', new Map()) : undefined;
-  const insertEvent = db.prepare(
-    'INSERT INTO events (partition, seq, stream, version, type, schema_version, data, meta, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
-  );
+  const logIndex = layout === 'shard log' ? new LogIndex(db, durability === 'fsync') : undefined;
+  const insertEvent = logIndex
+    ? db.prepare('INSERT INTO events (id, partition, seq, stream, version, type, schema_version, data, meta, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)')
+    : db.prepare('INSERT INTO events (partition, seq, stream, version, type, schema_version, data, meta, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)');
   const insertCommand = db.prepare('INSERT INTO command_ids (id, partition, seq, events, fingerprint, stream, result) VALUES (?, ?, ?, ?, ?, NULL, NULL)');
   const data = encodeStored({ amount: 1 });
   const meta = encodeStored({ commandId: randomUUID() });
   const fingerprint = Buffer.alloc(32, 7);
   const versions = new Map<number, number>();
   let seq = 0;
+  let appended: [number, EventRow][] = [];
   const transaction = db.transaction((size: number) => {
     const now = Date.now();
+    appended = [];
     for (let index = 0; index < size; index++) {
       const account = Math.floor(Math.random() * accounts);
       const version = (versions.get(account) ?? 0) + 1;
       versions.set(account, version);
       const partition = account % 64;
       seq += 1;
-      insertEvent.run(partition, seq, `account/acc-${account}`, version, 'Deposited', 1, data, meta, now);
+      const stream = `account/acc-${account}`;
+      if (logIndex === undefined) {
+        insertEvent.run(partition, seq, stream, version, 'Deposited', 1, data, meta, now);
+      } else {
+        const id = logIndex.takeRowIds(1);
+        insertEvent.run(id, partition, seq, stream, version, 'Deposited', 1, data, meta, now);
+        appended.push([id, { partition, seq, stream, version, type: 'Deposited', schema_version: 1, data, meta, recorded_at: now }]);
+      }
       insertCommand.run(generatedKey(now), partition, seq, 1, fingerprint);
-      streamIndex?.appended(partition, seq);
     }
   });
   const size = Math.max(1, Math.round(batchSize));
@@ -253,13 +262,16 @@ function rawSqlite(durability: Durability, batchSize: number, layout: RawLayout 
   let commands = 0;
   while (performance.now() < ends) {
     transaction(size);
-    if (streamIndex?.due === true) streamIndex.indexChunk();
+    if (logIndex !== undefined) {
+      for (const [id, row] of appended) logIndex.appended(id, row);
+      if (logIndex.due) logIndex.indexStep();
+    }
     commands += size;
   }
   const seconds = (performance.now() - started) / 1_000;
   db.close();
   temp.remove();
-  const described = { 'shard log': 'this layout (per-stream index behind the commit)', previous: 'the layout before migration 4 (UNIQUE (stream, version))', 'no stream index': 'no per-stream index' }[layout];
+  const described = { 'shard log': 'this layout (append-only, indexes behind the commit)', previous: 'the layout before migration 4 (UNIQUE (stream, version))', 'no stream index': 'no per-stream index' }[layout];
   return { name: `raw better-sqlite3, ${described}, ${size} rows/tx (${durability})`, opsPerSec: round(commands / seconds, 0), p50Ms: Number.NaN, p99Ms: Number.NaN };
 }
 

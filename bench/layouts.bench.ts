@@ -16,7 +16,8 @@ import { encodeStored } from '../runtime/codec.ts';
 import { newCommandId } from '../runtime/command-id.ts';
 import { generatedCommandKey } from '../runtime/shard/generated-command-key.ts';
 import { migrate } from '../runtime/shard/migrations.ts';
-import { StreamIndex } from '../runtime/shard/stream-index.ts';
+import type { EventRow } from '../runtime/shard/event-row.ts';
+import { LogIndex } from '../runtime/shard/log-index.ts';
 import { round } from './support/latency.ts';
 import { envNumber, report, type ResultRow } from './support/results.ts';
 
@@ -31,38 +32,21 @@ const commandIds = `CREATE TABLE command_ids (
 ) WITHOUT ROWID;`;
 const eventColumns = 'partition INTEGER NOT NULL, seq INTEGER NOT NULL, stream TEXT NOT NULL, version INTEGER NOT NULL, type TEXT NOT NULL, schema_version INTEGER NOT NULL, data BLOB NOT NULL, meta BLOB, recorded_at INTEGER NOT NULL';
 
-/** The shard log's own StreamIndex, fed and run as the shard thread does after each commit. */
-function indexBehindTheCommit(db: Database.Database): (appended: [number, number][]) => void {
-  const index = new StreamIndex(db, true, new Map());
-  return (events) => {
-    for (const [partition, seq] of events) index.appended(partition, seq);
-    if (index.due) index.indexChunk();
-  };
-}
-
 interface Layout {
   name: string;
   /** Creates the tables; `events` takes the nine event columns in the shard log's order. */
   create: (db: Database.Database) => void;
-  /** Work done after each commit, outside it (an index kept behind the log), given the [partition, seq] it appended. */
-  afterCommit?: (db: Database.Database) => (appended: [number, number][]) => void;
+  /** The shard log's own LogIndex: it hands out the row ids, and indexes behind the commit as the shard thread does. */
+  logIndex?: boolean;
 }
 
 const layouts: Layout[] = [
   { name: 'before migration 4: events keyed (partition, seq) + UNIQUE (stream, version)', create: (db) => db.exec(`CREATE TABLE events (${eventColumns}, PRIMARY KEY (partition, seq), UNIQUE (stream, version)) WITHOUT ROWID; ${commandIds}`) },
   { name: 'events keyed (partition, seq), no per-stream index', create: (db) => db.exec(`CREATE TABLE events (${eventColumns}, PRIMARY KEY (partition, seq)) WITHOUT ROWID; ${commandIds}`) },
   {
-    name: "today's shard log (migration 4): events keyed (partition, seq), per-stream index behind the commit (StreamIndex)",
+    name: "today's shard log (migration 5): append-only log, (partition, seq) and per-stream indexes behind the commit (LogIndex)",
     create: (db) => migrate(db),
-    afterCommit: indexBehindTheCommit,
-  },
-  {
-    name: 'append-only log (rowid) + index (partition, seq), per-stream index behind the commit (StreamIndex)',
-    create: (db) => {
-      migrate(db);
-      db.exec(`DROP TABLE events; CREATE TABLE events (${eventColumns}); CREATE UNIQUE INDEX events_by_partition ON events (partition, seq);`);
-    },
-    afterCommit: indexBehindTheCommit,
+    logIndex: true,
   },
   {
     name: 'append-only log (rowid) + index (partition, seq) + index (stream, version)',
@@ -80,14 +64,17 @@ function measure(layout: Layout): ResultRow {
     db.pragma('synchronous = FULL');
     db.pragma('cache_size = -32768');
     layout.create(db);
-    const insertEvent = db.prepare('INSERT INTO events (partition, seq, stream, version, type, schema_version, data, meta, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)');
+    const logIndex = layout.logIndex === true ? new LogIndex(db, true) : undefined;
+    const insertEvent = logIndex
+      ? db.prepare('INSERT INTO events (id, partition, seq, stream, version, type, schema_version, data, meta, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)')
+      : db.prepare('INSERT INTO events (partition, seq, stream, version, type, schema_version, data, meta, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)');
     const insertCommand = db.prepare('INSERT INTO command_ids (id, partition, seq, events, fingerprint, stream, result) VALUES (?, ?, ?, ?, ?, NULL, NULL)');
     const data = encodeStored({ amount: 1 });
     const meta = encodeStored({ commandId: newCommandId(Date.now()) });
     const fingerprint = Buffer.alloc(32, 7);
     const versions = new Array<number>(streams).fill(0);
     const seqs = new Array<number>(partitions).fill(0);
-    let appended: [number, number][] = [];
+    let appended: [number, EventRow][] = [];
     // BEGIN and COMMIT by hand, to time the COMMIT (the WAL frames and the fsync) apart from the inserts.
     const spent = { inserts: 0, commits: 0 };
     const append = () => {
@@ -99,16 +86,28 @@ function measure(layout: Layout): ResultRow {
         const stream = Math.floor(Math.random() * streams);
         const partition = stream % partitions;
         const seq = ++seqs[partition]!;
-        insertEvent.run(partition, seq, `account/acc-${stream}`, ++versions[stream]!, 'Deposited', 1, data, meta, now);
+        const row: EventRow = { partition, seq, stream: `account/acc-${stream}`, version: ++versions[stream]!, type: 'Deposited', schema_version: 1, data, meta, recorded_at: now };
+        const values = [row.partition, row.seq, row.stream, row.version, row.type, row.schema_version, row.data, row.meta, row.recorded_at];
+        if (logIndex === undefined) {
+          insertEvent.run(...values);
+        } else {
+          const id = logIndex.takeRowIds(1);
+          insertEvent.run(id, ...values);
+          appended.push([id, row]);
+        }
         insertCommand.run(generatedCommandKey(newCommandId(now))!, partition, seq, 1, fingerprint);
-        appended.push([partition, seq]);
       }
       const inserted = performance.now();
       db.exec('COMMIT');
       spent.inserts += inserted - started;
       spent.commits += performance.now() - inserted;
     };
-    const afterCommit = layout.afterCommit?.(db) ?? (() => undefined);
+    // Behind the commit, outside it, as the shard thread does after each batch.
+    const afterCommit = (rows: [number, EventRow][]) => {
+      if (logIndex === undefined) return;
+      for (const [id, row] of rows) logIndex.appended(id, row);
+      if (logIndex.due) logIndex.indexStep();
+    };
     for (let rows = 0; rows < prefillRows; rows += batchSize) {
       append();
       afterCommit(appended);

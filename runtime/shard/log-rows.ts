@@ -68,24 +68,20 @@ export class LogRows {
   partitionAfter(partition: number, afterSeq: number, limit: number, tail: LogTail): EventRow[] {
     const rows = this.selectPartitionIndexed.all(partition, afterSeq, limit);
     if (rows.length === limit) return rows;
-    const after = rows.at(-1)?.seq ?? afterSeq;
-    for (const row of tail.rowsOf(partition)) {
-      if (row.seq <= after) continue;
-      rows.push(row);
-      if (rows.length === limit) break;
-    }
+    for (const row of tail.rowsAfter(partition, rows.at(-1)?.seq ?? afterSeq, limit - rows.length)) rows.push(row);
     return rows;
   }
 
   /** The last event of a partition, if it has any. */
   partitionHead(partition: number, tail: LogTail): EventRow | undefined {
-    return tail.rowsOf(partition).at(-1) ?? this.selectPartitionHead.get(partition);
+    const head = tail.headOf(partition);
+    return head === undefined ? this.selectPartitionHead.get(partition) : tail.rowsAfter(partition, head - 1, 1)[0];
   }
 
   /** The last seq of every partition that has events (a scan of the partition index: for opens, not for every request). */
   heads(tail: LogTail): Map<number, number> {
     const heads = new Map(this.selectIndexedHeads.all().map((row) => [row.partition, row.seq]));
-    for (const partition of tail.partitions()) heads.set(partition, tail.rowsOf(partition).at(-1)!.seq);
+    for (const partition of tail.partitions()) heads.set(partition, tail.headOf(partition)!);
     return heads;
   }
 }

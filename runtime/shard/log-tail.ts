@@ -6,9 +6,26 @@ import { eventColumns, type EventRow } from './event-row.ts';
  * or `stream_index`. Per partition in seq order, which is their row order.
  */
 export interface LogTail {
+  /** The partition's rows in the tail, in seq order. */
   rowsOf(partition: number): readonly EventRow[];
+  /** Up to `limit` of the partition's rows in the tail with a seq above `afterSeq`, in seq order. */
+  rowsAfter(partition: number, afterSeq: number, limit: number): EventRow[];
+  /** The partition's last seq in the tail, if it has rows there. */
+  headOf(partition: number): number | undefined;
   /** The partitions that have rows in the tail. */
   partitions(): Iterable<number>;
+}
+
+/** The position of the first of `length` ascending numbers (the `at`-th is `at(index)`) above `after`. */
+function firstAbove(length: number, at: (index: number) => number, after: number): number {
+  let low = 0;
+  let high = length;
+  while (low < high) {
+    const middle = (low + high) >>> 1;
+    if (at(middle) <= after) low = middle + 1;
+    else high = middle;
+  }
+  return low;
 }
 
 /** An event row with its row id, the key of the log and of both indexes. */
@@ -34,6 +51,17 @@ export class MemoryTail implements LogTail {
     return this.byPartition.get(partition) ?? [];
   }
 
+  rowsAfter(partition: number, afterSeq: number, limit: number): EventRow[] {
+    const rows = this.byPartition.get(partition);
+    if (rows === undefined || limit <= 0) return [];
+    const start = firstAbove(rows.length, (index) => rows[index]!.seq, afterSeq);
+    return rows.slice(start, start + limit);
+  }
+
+  headOf(partition: number): number | undefined {
+    return this.byPartition.get(partition)?.at(-1)?.seq;
+  }
+
   partitions(): Iterable<number> {
     return this.byPartition.keys();
   }
@@ -51,14 +79,7 @@ export class MemoryTail implements LogTail {
 
   /** The position of the first row with an id above `mark`. */
   private indexAfter(mark: number): number {
-    let low = 0;
-    let high = this.rows.length;
-    while (low < high) {
-      const middle = (low + high) >>> 1;
-      if (this.rows[middle]!.id <= mark) low = middle + 1;
-      else high = middle;
-    }
-    return low;
+    return firstAbove(this.rows.length, (index) => this.rows[index]!.id, mark);
   }
 
   /** A partition's rows with their ids. */
@@ -97,12 +118,19 @@ export class MemoryTail implements LogTail {
   }
 }
 
+/** Where a partition's rows in the tail are: their row ids and seqs, in order. */
+interface TailPositions {
+  ids: number[];
+  seqs: number[];
+}
+
 /**
- * The tail as any other connection finds it: the rows past the mark its read transaction
- * sees, read in one scan on first use. Valid only inside that read transaction.
+ * The tail as any other connection finds it, past the mark its read transaction sees. The
+ * first use reads only the rows' positions (id, partition, seq), in one scan; a read then
+ * fetches just the rows it returns, by their id range. Valid only inside that read transaction.
  */
 export class ScannedTail implements LogTail {
-  private byPartition: Map<number, EventRow[]> | undefined;
+  private positions: Map<number, TailPositions> | undefined;
 
   constructor(
     private readonly db: Database.Database,
@@ -110,23 +138,53 @@ export class ScannedTail implements LogTail {
   ) {}
 
   rowsOf(partition: number): readonly EventRow[] {
-    if (this.byPartition === undefined) {
-      this.byPartition = new Map();
-      const rows = this.db.prepare<[number], EventRow>(`SELECT ${eventColumns} FROM events WHERE id > ? ORDER BY id`).all(this.mark);
-      for (const row of rows) {
-        let list = this.byPartition.get(row.partition);
-        if (list === undefined) this.byPartition.set(row.partition, (list = []));
-        list.push(row);
-      }
-    }
-    return this.byPartition.get(partition) ?? [];
+    return this.rowsAfter(partition, -1, Number.MAX_SAFE_INTEGER);
+  }
+
+  rowsAfter(partition: number, afterSeq: number, limit: number): EventRow[] {
+    const found = this.scanned().get(partition);
+    if (found === undefined || limit <= 0) return [];
+    const start = firstAbove(found.seqs.length, (index) => found.seqs[index]!, afterSeq);
+    const end = Math.min(found.ids.length, start + limit);
+    if (start >= end) return [];
+    return statementsOf(this.db).rowsBetween.all(found.ids[start]!, found.ids[end - 1]!, partition);
+  }
+
+  headOf(partition: number): number | undefined {
+    return this.scanned().get(partition)?.seqs.at(-1);
   }
 
   partitions(): Iterable<number> {
-    this.rowsOf(0);
-    return this.byPartition!.keys();
+    return this.scanned().keys();
   }
 
+  private scanned(): Map<number, TailPositions> {
+    if (this.positions !== undefined) return this.positions;
+    this.positions = new Map();
+    for (const [id, partition, seq] of statementsOf(this.db).positions.iterate(this.mark)) {
+      let found = this.positions.get(partition);
+      if (found === undefined) this.positions.set(partition, (found = { ids: [], seqs: [] }));
+      found.ids.push(id);
+      found.seqs.push(seq);
+    }
+    return this.positions;
+  }
+}
+
+/** ScannedTail's statements, prepared once per connection. */
+const statements = new WeakMap<Database.Database, ReturnType<typeof prepareStatements>>();
+
+function prepareStatements(db: Database.Database) {
+  return {
+    positions: db.prepare<[number], [number, number, number]>('SELECT id, partition, seq FROM events WHERE id > ? ORDER BY id').raw(),
+    rowsBetween: db.prepare<[number, number, number], EventRow>(`SELECT ${eventColumns} FROM events WHERE id BETWEEN ? AND ? AND partition = ? ORDER BY id`),
+  };
+}
+
+function statementsOf(db: Database.Database): ReturnType<typeof prepareStatements> {
+  let prepared = statements.get(db);
+  if (prepared === undefined) statements.set(db, (prepared = prepareStatements(db)));
+  return prepared;
 }
 
 /** The indexes' marks as a connection's current read transaction sees them: every row up to each is in that index. */

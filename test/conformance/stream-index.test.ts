@@ -15,6 +15,8 @@ import { writeMetaAtomically } from '../../runtime/host/data-dir.ts';
 import { partitionOf } from '../../runtime/partitioning.ts';
 import { ShardLog, type EventRow } from '../../runtime/shard/shard-log.ts';
 import { CorruptLogError, indexDueAt, streamIndexDueAt } from '../../runtime/shard/log-index.ts';
+import { LogRows } from '../../runtime/shard/log-rows.ts';
+import { indexMarks, ScannedTail } from '../../runtime/shard/log-tail.ts';
 import { startBank } from '../support/runtime.ts';
 import { makeTempDir } from '../support/temp-dir.ts';
 
@@ -59,6 +61,33 @@ class Model {
 
   stream(stream: string): EventRow[] {
     return (this.partitions.get(partitionOf(stream, partitions)) ?? []).filter((row) => row.stream === stream);
+  }
+}
+
+/** What another connection (the projector's, the CLI's) reads in one read transaction: the indexes, then the tail it scans past their marks. */
+function expectOtherConnectionReads(file: string, model: Model): void {
+  const db = new Database(file, { readonly: true });
+  try {
+    db.transaction(() => {
+      const rows = new LogRows(db);
+      const marks = indexMarks(db);
+      const partitionTail = new ScannedTail(db, marks.partition);
+      const streamTail = new ScannedTail(db, marks.stream);
+      const heads = new Map<number, number>();
+      for (let partition = 0; partition < partitions; partition++) {
+        const expected = model.partitions.get(partition) ?? [];
+        if (expected.length > 0) heads.set(partition, expected.length);
+        expect(rows.partitionAfter(partition, 0, 1_000, partitionTail), `partition ${partition}, other connection`).toEqual(expected);
+        expect(rows.partitionAfter(partition, 1, 3, partitionTail), `partition ${partition}, other connection`).toEqual(expected.slice(1, 4));
+        expect(rows.partitionHead(partition, partitionTail), `partition ${partition}, other connection`).toEqual(expected.at(-1));
+      }
+      expect(rows.heads(partitionTail)).toEqual(heads);
+      for (const stream of streams) {
+        expect(rows.streamAfter(stream, partitionOf(stream, partitions), streamTail, 0, 1_000), `${stream}, other connection`).toEqual(model.stream(stream));
+      }
+    })();
+  } finally {
+    db.close();
   }
 }
 
@@ -113,6 +142,7 @@ describe('the per-stream index, written behind the commit', () => {
               expect(log.partitionEventsAfter(partition, 1, 3), `partition ${partition}`).toEqual(expected.slice(1, 4));
               expect(log.lastSeq(partition)).toBe(expected.length);
             }
+            expectOtherConnectionReads(file, model);
           }
         } finally {
           log.close();

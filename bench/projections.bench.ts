@@ -95,12 +95,18 @@ async function seedLog(dataDir: string, events: number): Promise<void> {
     const seq = ++seqs[partition]!;
     write.events.push({ partition, seq, stream, version, type: version === 1 ? 'AccountOpened' : 'Deposited', schema_version: 1, data: version === 1 ? opened : deposited, meta, recorded_at: Date.now() });
     if (write.events.length === 10_000) {
-      log.commit(write);
+      commitAndIndex(log, write);
       write = { events: [], commands: [], snapshots: [] };
     }
   }
-  if (write.events.length > 0) log.commit(write);
+  if (write.events.length > 0) commitAndIndex(log, write);
   log.close();
+}
+
+/** A commit, then the indexing it made due, as the shard thread runs them. */
+function commitAndIndex(log: ShardLog, write: BatchWrite): void {
+  log.commit(write);
+  while (log.indexDue) log.indexBehind();
 }
 
 /** Reads and decodes every event of the logs, as a projector does, without applying any. */

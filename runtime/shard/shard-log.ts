@@ -144,8 +144,7 @@ export class ShardLog {
       throw error;
     }
     this.commitBatch = this.db.transaction((batch: BatchWrite, firstRowId: number) => {
-      let id = firstRowId;
-      for (const e of batch.events) this.insertEvent.run(id++, e.partition, e.seq, e.stream, e.version, e.type, e.schema_version, e.data, e.meta, e.recorded_at);
+      this.insertEvents(batch.events, firstRowId);
       for (const c of batch.commands) this.insertCommand.run(c.id, c.stream, c.fingerprint, c.result, c.recorded_at);
       for (const c of batch.generatedCommands ?? []) this.insertGeneratedCommand.run(c.key, c.partition, c.seq, c.events, c.fingerprint, c.stream, c.result);
       for (const snapshot of batch.snapshots) this.upsertSnapshot.run(snapshot);
@@ -212,6 +211,12 @@ export class ShardLog {
       heads.set(event.partition, event.seq);
     }
     return heads;
+  }
+
+  /** Inside the caller's transaction: the events at the end of the log, with the row ids from `firstRowId` on. */
+  private insertEvents(events: readonly EventRow[], firstRowId: number): void {
+    let id = firstRowId;
+    for (const e of events) this.insertEvent.run(id++, e.partition, e.seq, e.stream, e.version, e.type, e.schema_version, e.data, e.meta, e.recorded_at);
   }
 
   private appended(events: readonly EventRow[], firstRowId: number, heads: ReadonlyMap<number, number>): void {
@@ -362,8 +367,7 @@ export class ShardLog {
     const heads = this.continuedHeads(events);
     const firstRowId = this.index.takeRowIds(events.length);
     this.db.transaction(() => {
-      let id = firstRowId;
-      for (const e of events) this.insertEvent.run(id++, e.partition, e.seq, e.stream, e.version, e.type, e.schema_version, e.data, e.meta, e.recorded_at);
+      this.insertEvents(events, firstRowId);
       for (const c of commands) insertCommandIfAbsent.run(c.id, c.stream, c.fingerprint, c.result, c.recorded_at);
       this.upsertPublished.run(partition, publishedSeq);
     })();

@@ -5,7 +5,8 @@ import { busEventFromRow } from '../shard/bus-event-row.ts';
 import { shardOf } from '../partitioning.ts';
 import type { EventRow } from '../shard/shard-log.ts';
 import { LogRows } from '../shard/log-rows.ts';
-import { indexMarks, ScannedTail } from '../shard/log-tail.ts';
+import { FollowedTail } from '../shard/followed-tail.ts';
+import type { MemoryTail } from '../shard/log-tail.ts';
 
 /**
  * Reads committed events straight from the shard logs, read-only: the embedded bus. WAL lets
@@ -14,14 +15,16 @@ import { indexMarks, ScannedTail } from '../shard/log-tail.ts';
 export class ShardFileReader {
   private readonly connections: Database.Database[];
   private readonly rows: LogRows[];
+  private readonly followed: FollowedTail[];
   /** Inside `together`: each log's tail past its index mark, as its read transaction sees it. */
-  private tails: (ScannedTail | undefined)[] | undefined;
+  private tails: (MemoryTail | undefined)[] | undefined;
   /** During a pass (`sharing`): the pages read so far, by partition and position. */
   private pages: Map<string, EventRow[]> | undefined;
 
   constructor(dataDir: string, shards: number) {
     this.connections = Array.from({ length: shards }, (_, shard) => new Database(join(dataDir, 'shards', `${shard}.db`), { readonly: true, fileMustExist: true }));
     this.rows = this.connections.map((db) => new LogRows(db));
+    this.followed = this.connections.map((db) => new FollowedTail(db));
   }
 
   /**
@@ -48,10 +51,9 @@ export class ShardFileReader {
     }
   }
 
-  private tailOf(shard: number): ScannedTail {
+  private tailOf(shard: number): MemoryTail {
     const tails = this.tails!;
-    const db = this.connections[shard]!;
-    return (tails[shard] ??= new ScannedTail(db, indexMarks(db).partition));
+    return (tails[shard] ??= this.followed[shard]!.refresh());
   }
 
   /**

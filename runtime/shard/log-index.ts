@@ -11,22 +11,29 @@ export const indexDueAt = 2_048;
 /**
  * Index streams once this many events wait. A chunk writes a page per stream it touches, so
  * with streams that take many events (the bank's 1,000 accounts) a larger chunk costs less per
- * event: 2.9 µs at 16,384 against 17 µs at 2,048 (ADR 0013). It is written in pieces of
- * `streamPiece` entries in key order, each a short transaction over its own range of the index.
+ * event: 2.9 µs at 16,384 against 17 µs at 2,048 (ADR 0013). Both chunks are written in
+ * pieces of `indexPiece` entries in key order, each a short transaction over its own range.
  */
 export const streamIndexDueAt = 16_384;
-const streamPiece = 2_048;
-/** Events one partition indexing transaction takes at most. */
+/** Events one partition chunk takes at most. */
 const chunk = 4_096;
+/**
+ * Entries one indexing transaction writes: about 1 ms of the shard thread, which a request
+ * waits for when it comes due (`indexPiecesFor` spreads a chunk over the requests that follow).
+ */
+const indexPiece = 384;
 /** Stream ids kept in memory at most; past this the map starts over (a miss costs one lookup). */
 const streamIdCacheSize = 65_536;
 
 type Mark = 'partition' | 'stream';
 type UnindexedRow = { id: number; partition: number; seq: number; stream: string; version: number };
 
-/** A stream chunk being written piece by piece: its entries in key order, and where the stream mark goes when all are in. */
-interface StreamChunk {
-  entries: (readonly [streamId: number, version: number, row: number])[];
+/** An index entry: (partition, seq) or (stream id, version), and the row it points at. */
+type Entry = [key: number, order: number, row: number];
+
+/** A chunk being written piece by piece: its entries in key order, and where the mark goes when all are in. */
+interface IndexChunk {
+  entries: Entry[];
   next: number;
   until: number;
 }
@@ -49,7 +56,8 @@ export class LogIndex {
   private nextRowId: number;
   private nextStreamId: number;
   private readonly streamIds = new Map<string, number>();
-  private streamChunk: StreamChunk | undefined;
+  /** Per index: the chunk being written piece by piece, if one is under way. */
+  private chunks: Record<Mark, IndexChunk | undefined> = { partition: undefined, stream: undefined };
   /**
    * Whether `tail` holds every row past the lower mark: from the first full indexing at open
    * on, as this writer appends every row. Before that (rows a crash left unindexed) they are
@@ -61,9 +69,11 @@ export class LogIndex {
   private readonly insertStreamEntry;
   private readonly selectStreamEntry;
   private readonly insertPartitionEntry;
+  private readonly selectPartitionEntry;
   private readonly deleteStreamEntries;
   private readonly deletePartitionEntries;
   private readonly upsertMark;
+  private readonly countCut;
 
   constructor(
     private readonly db: Database.Database,
@@ -79,10 +89,13 @@ export class LogIndex {
     // A piece written before a crash is written again after it: the same entry is no conflict.
     this.insertStreamEntry = db.prepare<[number, number, number]>('INSERT INTO stream_index (stream_id, version, row) VALUES (?, ?, ?) ON CONFLICT DO NOTHING');
     this.selectStreamEntry = db.prepare<[number, number], { row: number }>('SELECT row FROM stream_index WHERE stream_id = ? AND version = ?');
-    this.insertPartitionEntry = db.prepare<[number, number, number]>('INSERT INTO partition_index (partition, seq, row) VALUES (?, ?, ?)');
+    this.insertPartitionEntry = db.prepare<[number, number, number]>('INSERT INTO partition_index (partition, seq, row) VALUES (?, ?, ?) ON CONFLICT DO NOTHING');
+    this.selectPartitionEntry = db.prepare<[number, number], { row: number }>('SELECT row FROM partition_index WHERE partition = ? AND seq = ?');
     this.deleteStreamEntries = db.prepare<[number, number]>('DELETE FROM stream_index WHERE stream_id = ? AND version >= ?');
     this.deletePartitionEntries = db.prepare<[number, number]>('DELETE FROM partition_index WHERE partition = ? AND seq > ?');
     this.upsertMark = db.prepare<[Mark, number]>('INSERT INTO index_marks (name, row) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET row = excluded.row');
+    // Readers that keep rows between transactions (FollowedTail) start over when this moves.
+    this.countCut = db.prepare("INSERT INTO index_marks (name, row) VALUES ('cuts', 1) ON CONFLICT (name) DO UPDATE SET row = row + 1");
   }
 
   /** Ids for `count` rows about to be appended; an append that fails leaves a gap, which is harmless. */
@@ -104,12 +117,17 @@ export class LogIndex {
 
   /** Whether `indexStep` has work worth a transaction now. */
   get due(): boolean {
-    return this.tail.countAfter(this.marks.partition) >= indexDueAt || this.streamChunk !== undefined || this.tail.countAfter(this.marks.stream) >= streamIndexDueAt;
+    return (
+      this.chunks.partition !== undefined ||
+      this.chunks.stream !== undefined ||
+      this.tail.countAfter(this.marks.partition) >= indexDueAt ||
+      this.tail.countAfter(this.marks.stream) >= streamIndexDueAt
+    );
   }
 
-  /** One transaction of indexing: the partitions' next chunk if it is due, else the streams' next piece. */
+  /** One transaction of indexing: the partitions' next piece if their chunk is under way or due, else the streams'. */
   indexStep(): number {
-    if (this.tail.countAfter(this.marks.partition) >= indexDueAt) return this.indexPartitions();
+    if (this.chunks.partition !== undefined || this.tail.countAfter(this.marks.partition) >= indexDueAt) return this.indexPartitions();
     return this.indexStreams();
   }
 
@@ -123,24 +141,26 @@ export class LogIndex {
       if (id !== undefined) this.deleteStreamEntries.run(id, version);
     }
     this.deletePartitionEntries.run(partition, afterSeq);
+    this.countCut.run();
   }
 
   /** Call once the transaction that ran `truncated` has committed. */
   afterTruncate(partition: number, afterSeq: number): void {
     this.tail.truncate(partition, afterSeq);
-    // Its entries may name rows that are gone; it is built again from what is left.
-    this.streamChunk = undefined;
+    // Their entries may name rows that are gone; they are built again from what is left.
+    this.chunks = { partition: undefined, stream: undefined };
   }
 
-  /** Up to `limit` rows past the partition mark into `partition_index`, in one transaction; returns how many. */
-  indexPartitions(limit = chunk): number {
-    return this.indexing(() => {
-      const rows = this.unindexed(this.marks.partition, limit);
-      // In key order, the B-tree is walked once from left to right.
-      const entries = rows.map((row) => [row.partition, row.seq, row.id] as const).sort((a, b) => a[0] - b[0] || a[1] - b[1]);
-      for (const [partition, seq, id] of entries) this.insertPartitionEntry.run(partition, seq, id);
-      this.moveMark('partition', this.markAfter(rows, limit));
-      return rows.length;
+  /**
+   * The next piece of the partition chunk into `partition_index`, in one transaction; starts
+   * the chunk (up to `limit` rows past the partition mark) if none is under way. Returns how
+   * many entries it wrote.
+   */
+  indexPartitions(piece = indexPiece, limit = chunk): number {
+    return this.indexPiece('partition', piece, limit, (row) => [row.partition, row.seq, row.id], (partition, seq, id) => {
+      if (this.insertPartitionEntry.run(partition, seq, id).changes === 0 && this.selectPartitionEntry.get(partition, seq)?.row !== id) {
+        throw new CorruptLogError(`shard log ${this.db.name}: a partition position is held twice (partition ${partition}, seq ${seq}); the log is corrupt`);
+      }
     });
   }
 
@@ -149,47 +169,60 @@ export class LogIndex {
    * chunk (every row past the stream mark, up to `limit`) if none is under way. Returns how
    * many entries it wrote.
    */
-  indexStreams(piece = streamPiece, limit = Number.MAX_SAFE_INTEGER): number {
+  indexStreams(piece = indexPiece, limit = Number.MAX_SAFE_INTEGER): number {
     const nextStreamIdBefore = this.nextStreamId;
     try {
-      return this.indexing(() => {
-        if (this.streamChunk === undefined) {
-          const rows = this.unindexed(this.marks.stream, limit);
-          if (rows.length === 0) {
-            this.moveMark('stream', this.markAfter(rows, limit));
-            return 0;
-          }
-          const entries = rows.map((row) => [this.streamIdOf(row.stream), row.version, row.id] as const).sort((a, b) => a[0] - b[0] || a[1] - b[1]);
-          this.streamChunk = { entries, next: 0, until: this.markAfter(rows, limit) };
+      return this.indexPiece('stream', piece, limit, (row) => [this.streamIdOf(row.stream), row.version, row.id], (streamId, version, id) => {
+        if (this.insertStreamEntry.run(streamId, version, id).changes === 0 && this.selectStreamEntry.get(streamId, version)?.row !== id) {
+          throw new CorruptLogError(`shard log ${this.db.name}: a stream version is held twice (stream id ${streamId}, version ${version}); the log is corrupt`);
         }
-        const work = this.streamChunk;
-        const end = Math.min(work.entries.length, work.next + piece);
-        for (let index = work.next; index < end; index++) {
-          const [streamId, version, id] = work.entries[index]!;
-          if (this.insertStreamEntry.run(streamId, version, id).changes === 0 && this.selectStreamEntry.get(streamId, version)?.row !== id) {
-            throw new CorruptLogError(`shard log ${this.db.name}: a stream version is held twice (stream id ${streamId}, version ${version}); the log is corrupt`);
-          }
-        }
-        if (end === work.entries.length) this.moveMark('stream', work.until);
-        return end - work.next;
-      }, (written) => {
-        const work = this.streamChunk;
-        if (work === undefined) return;
-        work.next += written;
-        if (work.next === work.entries.length) this.streamChunk = undefined;
       });
     } catch (error) {
       this.nextStreamId = nextStreamIdBefore;
       this.streamIds.clear();
-      this.streamChunk = undefined;
+      throw error;
+    }
+  }
+
+  /**
+   * One piece of an index's chunk, in one transaction. The chunk's entries are in key order,
+   * so each piece writes its own range of the B-tree, and each key's (partition's or stream's)
+   * indexed entries stay a prefix of its own; the mark moves once the last piece is in. An
+   * entry a piece wrote before a crash is written again after it, which is no conflict.
+   */
+  private indexPiece(mark: Mark, piece: number, limit: number, entryOf: (row: UnindexedRow) => Entry, insert: (...entry: Entry) => void): number {
+    try {
+      return this.indexing(() => {
+        if (this.chunks[mark] === undefined) {
+          const rows = this.unindexed(this.marks[mark], limit);
+          if (rows.length === 0) {
+            this.moveMark(mark, this.markAfter(rows, limit));
+            return 0;
+          }
+          const entries = rows.map(entryOf).sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+          this.chunks[mark] = { entries, next: 0, until: this.markAfter(rows, limit) };
+        }
+        const work = this.chunks[mark];
+        const end = Math.min(work.entries.length, work.next + piece);
+        for (let index = work.next; index < end; index++) insert(...work.entries[index]!);
+        if (end === work.entries.length) this.moveMark(mark, work.until);
+        return end - work.next;
+      }, (written) => {
+        const work = this.chunks[mark];
+        if (work === undefined) return;
+        work.next += written;
+        if (work.next === work.entries.length) this.chunks[mark] = undefined;
+      });
+    } catch (error) {
+      this.chunks[mark] = undefined;
       throw error;
     }
   }
 
   /** Indexes everything waiting (at open: after a crash, a migration or a reshard). */
   indexAll(): void {
-    while (this.indexPartitions(20_000) > 0);
-    while (this.indexStreams(20_000, 20_000) > 0 || this.streamChunk !== undefined);
+    while (this.indexPartitions(20_000, 20_000) > 0 || this.chunks.partition !== undefined);
+    while (this.indexStreams(20_000, 20_000) > 0 || this.chunks.stream !== undefined);
     this.tailComplete = true;
   }
 

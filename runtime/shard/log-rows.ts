@@ -66,6 +66,8 @@ export class LogRows {
 
   /** Up to `limit` events of a partition after a seq, in seq order. */
   partitionAfter(partition: number, afterSeq: number, limit: number, tail: LogTail): EventRow[] {
+    // A reader that keeps up asks for what the tail holds: the index has nothing after afterSeq.
+    if ((tail.firstSeqOf(partition) ?? Number.POSITIVE_INFINITY) <= afterSeq + 1) return tail.rowsAfter(partition, afterSeq, limit);
     const rows = this.selectPartitionIndexed.all(partition, afterSeq, limit);
     if (rows.length === limit) return rows;
     for (const row of tail.rowsAfter(partition, rows.at(-1)?.seq ?? afterSeq, limit - rows.length)) rows.push(row);

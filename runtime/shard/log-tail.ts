@@ -10,6 +10,8 @@ export interface LogTail {
   rowsOf(partition: number): readonly EventRow[];
   /** Up to `limit` of the partition's rows in the tail with a seq above `afterSeq`, in seq order. */
   rowsAfter(partition: number, afterSeq: number, limit: number): EventRow[];
+  /** The partition's first seq in the tail, if it has rows there: every later one is there too. */
+  firstSeqOf(partition: number): number | undefined;
   /** The partition's last seq in the tail, if it has rows there. */
   headOf(partition: number): number | undefined;
   /** The partitions that have rows in the tail. */
@@ -56,6 +58,10 @@ export class MemoryTail implements LogTail {
     if (rows === undefined || limit <= 0) return [];
     const start = firstAbove(rows.length, (index) => rows[index]!.seq, afterSeq);
     return rows.slice(start, start + limit);
+  }
+
+  firstSeqOf(partition: number): number | undefined {
+    return this.byPartition.get(partition)?.[0]?.seq;
   }
 
   headOf(partition: number): number | undefined {
@@ -150,6 +156,10 @@ export class ScannedTail implements LogTail {
     return statementsOf(this.db).rowsBetween.all(found.ids[start]!, found.ids[end - 1]!, partition);
   }
 
+  firstSeqOf(partition: number): number | undefined {
+    return this.scanned().get(partition)?.seqs[0];
+  }
+
   headOf(partition: number): number | undefined {
     return this.scanned().get(partition)?.seqs.at(-1);
   }
@@ -178,6 +188,7 @@ function prepareStatements(db: Database.Database) {
   return {
     positions: db.prepare<[number], [number, number, number]>('SELECT id, partition, seq FROM events WHERE id > ? ORDER BY id').raw(),
     rowsBetween: db.prepare<[number, number, number], EventRow>(`SELECT ${eventColumns} FROM events WHERE id BETWEEN ? AND ? AND partition = ? ORDER BY id`),
+    marks: db.prepare<[], { name: string; row: number }>('SELECT name, row FROM index_marks'),
   };
 }
 
@@ -187,9 +198,19 @@ function statementsOf(db: Database.Database): ReturnType<typeof prepareStatement
   return prepared;
 }
 
-/** The indexes' marks as a connection's current read transaction sees them: every row up to each is in that index. */
-export function indexMarks(db: Database.Database): { partition: number; stream: number } {
-  const marks = { partition: 0, stream: 0 };
-  for (const { name, row } of db.prepare<[], { name: 'partition' | 'stream'; row: number }>('SELECT name, row FROM index_marks').all()) marks[name] = row;
+/** What `index_marks` holds: each index's mark, and how many partition cuts the log has seen. */
+export interface LogMarks {
+  /** Every row up to this id is in `partition_index`. */
+  partition: number;
+  /** Every row up to this id is in `stream_index`. */
+  stream: number;
+  /** Bumped by every cut of a partition (a cluster handoff): a reader's rows from before may be gone. */
+  cuts: number;
+}
+
+/** The log's marks as a connection's current read transaction sees them. */
+export function indexMarks(db: Database.Database): LogMarks {
+  const marks: LogMarks = { partition: 0, stream: 0, cuts: 0 };
+  for (const { name, row } of statementsOf(db).marks.all()) if (name === 'partition' || name === 'stream' || name === 'cuts') marks[name] = row;
   return marks;
 }

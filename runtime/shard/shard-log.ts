@@ -230,14 +230,14 @@ export class ShardLog {
     return this.index.due;
   }
 
-  /** One transaction of the indexes' work behind the commit: the partitions' next chunk, or the streams' next piece. */
-  indexBehind(): void {
-    this.index.indexStep();
+  /** One transaction of the indexes' work behind the commit: the partitions' next piece, or the streams'. Returns the entries written. */
+  indexBehind(): number {
+    return this.index.indexStep();
   }
 
-  /** Up to `limit` events into the partition index now, in one transaction. */
-  indexPartitions(limit?: number): void {
-    this.index.indexPartitions(limit);
+  /** The partition chunk's next piece into the partition index now, in one transaction (a chunk takes up to `limit` events). */
+  indexPartitions(piece?: number, limit?: number): void {
+    this.index.indexPartitions(piece, limit);
   }
 
   /** The next piece of at most `piece` entries into the stream index now, in one transaction. */

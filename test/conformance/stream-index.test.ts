@@ -17,6 +17,7 @@ import { ShardLog, type EventRow } from '../../runtime/shard/shard-log.ts';
 import { CorruptLogError, indexDueAt, streamIndexDueAt } from '../../runtime/shard/log-index.ts';
 import { LogRows } from '../../runtime/shard/log-rows.ts';
 import { indexMarks, ScannedTail } from '../../runtime/shard/log-tail.ts';
+import { FollowedTail } from '../../runtime/shard/followed-tail.ts';
 import { startBank } from '../support/runtime.ts';
 import { makeTempDir } from '../support/temp-dir.ts';
 
@@ -26,7 +27,7 @@ const streams = ['account/a', 'account/b', 'account/c', 'account/d', 'account/e'
 
 type Step =
   | { kind: 'commit'; picks: number[] }
-  | { kind: 'index-partitions'; limit: number }
+  | { kind: 'index-partitions'; piece: number; limit: number }
   | { kind: 'index-streams'; piece: number }
   | { kind: 'truncate'; partition: number; keep: number }
   | { kind: 'copy-in'; stream: number; count: number }
@@ -34,7 +35,7 @@ type Step =
 
 const step: fc.Arbitrary<Step> = fc.oneof(
   { weight: 5, arbitrary: fc.record({ kind: fc.constant('commit' as const), picks: fc.array(fc.nat(streams.length - 1), { minLength: 1, maxLength: 8 }) }) },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant('index-partitions' as const), limit: fc.integer({ min: 1, max: 12 }) }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('index-partitions' as const), piece: fc.integer({ min: 1, max: 12 }), limit: fc.integer({ min: 1, max: 12 }) }) },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('index-streams' as const), piece: fc.integer({ min: 1, max: 12 }) }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('truncate' as const), partition: fc.nat(partitions - 1), keep: fc.double({ min: 0, max: 1, noNaN: true }) }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('copy-in' as const), stream: fc.nat(streams.length - 1), count: fc.integer({ min: 1, max: 4 }) }) },
@@ -91,6 +92,19 @@ function expectOtherConnectionReads(file: string, model: Model): void {
   }
 }
 
+/** What a reader that keeps its connection and its tail between read transactions (the projector) reads now. */
+function expectFollowerReads(follower: { db: Database.Database; tail: FollowedTail }, model: Model): void {
+  follower.db.transaction(() => {
+    const rows = new LogRows(follower.db);
+    const tail = follower.tail.refresh();
+    for (let partition = 0; partition < partitions; partition++) {
+      const expected = model.partitions.get(partition) ?? [];
+      expect(rows.partitionAfter(partition, 0, 1_000, tail), `partition ${partition}, follower`).toEqual(expected);
+      expect(rows.partitionAfter(partition, Math.max(0, expected.length - 2), 5, tail), `partition ${partition}, follower`).toEqual(expected.slice(Math.max(0, expected.length - 2)));
+    }
+  })();
+}
+
 function versions(rows: Iterable<EventRow>): number[] {
   return [...rows].map((row) => row.version);
 }
@@ -102,15 +116,17 @@ describe('the per-stream index, written behind the commit', () => {
         const temp = makeTempDir('shardlog-stream-index-');
         const file = join(temp.dir, '0.db');
         let log = new ShardLog(file, 'fsync', identity);
+        const followerDb = new Database(file, { readonly: true });
+        const follower = { db: followerDb, tail: new FollowedTail(followerDb) };
         const model = new Model();
         let clock = 1;
         try {
-          for (const next of steps) {
+          for (const [index, next] of steps.entries()) {
             if (next.kind === 'commit') {
               const events = next.picks.map((pick) => model.append(streams[pick]!, clock++));
               log.commit({ events, commands: [], snapshots: [] });
             } else if (next.kind === 'index-partitions') {
-              log.indexPartitions(next.limit);
+              log.indexPartitions(next.piece, next.limit);
             } else if (next.kind === 'index-streams') {
               log.indexStreams(next.piece);
             } else if (next.kind === 'truncate') {
@@ -143,8 +159,11 @@ describe('the per-stream index, written behind the commit', () => {
               expect(log.lastSeq(partition)).toBe(expected.length);
             }
             expectOtherConnectionReads(file, model);
+            // Every other step, so that the follower also meets several changes at once.
+            if (index % 2 === 0) expectFollowerReads(follower, model);
           }
         } finally {
+          followerDb.close();
           log.close();
           temp.remove();
         }
@@ -165,7 +184,7 @@ describe('the per-stream index, written behind the commit', () => {
         for (let round = 0; round < 3; round++) {
           log.commit({ events: streams.flatMap((stream) => [model.append(stream, round), model.append(stream, round)]), commands: [], snapshots: [] });
           if (round === 1) {
-            log.indexPartitions(7);
+            log.indexPartitions(7, 7);
             log.indexStreams(3);
           }
           for (const stream of streams) expect(read(stream.slice('account/'.length))).toEqual(versions(model.stream(stream)));

@@ -1,0 +1,39 @@
+import type Database from 'better-sqlite3';
+import { eventColumns, type EventRow } from './event-row.ts';
+import { indexMarks, MemoryTail } from './log-tail.ts';
+
+/**
+ * The tail past the partition mark as a reader that keeps coming back holds it (the
+ * projector's embedded bus, a read transaction per round): the rows it read in earlier
+ * transactions are still in the log, so each transaction reads only the rows appended since.
+ * A ScannedTail scans the whole tail (up to a partition chunk) and then each partition's id
+ * range every time; with a round per batch that was most of the projector thread's time.
+ */
+export class FollowedTail {
+  private tail = new MemoryTail();
+  /** Every row up to this id is in `tail` or in `partition_index`. */
+  private through = 0;
+  private cuts = 0;
+  private readonly selectAfter;
+
+  constructor(private readonly db: Database.Database) {
+    this.selectAfter = db.prepare<[number], EventRow & { id: number }>(`SELECT id, ${eventColumns} FROM events WHERE id > ? ORDER BY id`);
+  }
+
+  /** The tail as the connection's current read transaction sees it; valid until the next call. */
+  refresh(): MemoryTail {
+    const marks = indexMarks(this.db);
+    if (marks.cuts !== this.cuts) {
+      // A partition was cut: rows held from before may be gone, and their ids taken again.
+      this.tail = new MemoryTail();
+      this.through = 0;
+      this.cuts = marks.cuts;
+    }
+    this.tail.dropThrough(marks.partition);
+    for (const { id, ...row } of this.selectAfter.iterate(Math.max(this.through, marks.partition))) {
+      this.tail.append(id, row);
+      this.through = id;
+    }
+    return this.tail;
+  }
+}

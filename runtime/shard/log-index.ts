@@ -199,7 +199,7 @@ export class LogIndex {
             this.moveMark(mark, this.markAfter(rows, limit));
             return 0;
           }
-          const entries = rows.map(entryOf).sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+          const entries = inKeyOrder(rows.map(entryOf));
           this.chunks[mark] = { entries, next: 0, until: this.markAfter(rows, limit) };
         }
         const work = this.chunks[mark];
@@ -274,6 +274,27 @@ export class LogIndex {
     this.streamIds.set(stream, id);
     return id;
   }
+}
+
+/**
+ * Entries sorted by (key, order). Rows come in log order, in which each key's entries are
+ * already in order: grouping by key and sorting the keys costs a fraction of sorting 16,384
+ * entries with a comparator (which took up to 18 ms of the request that started a chunk).
+ */
+function inKeyOrder(entries: Entry[]): Entry[] {
+  const byKey = new Map<number, Entry[]>();
+  for (const entry of entries) {
+    const group = byKey.get(entry[0]);
+    if (group === undefined) byKey.set(entry[0], [entry]);
+    else group.push(entry);
+  }
+  const sorted: Entry[] = [];
+  for (const key of [...byKey.keys()].sort((a, b) => a - b)) {
+    const group = byKey.get(key)!;
+    if (group.some((entry, index) => index > 0 && entry[1] < group[index - 1]![1])) group.sort((a, b) => a[1] - b[1]);
+    for (const entry of group) sorted.push(entry);
+  }
+  return sorted;
 }
 
 /** The log breaks an invariant the indexes check (one event per partition position and per stream version): nothing more is served from it. */

@@ -19,7 +19,7 @@ export const streamIndexDueAt = 16_384;
 const chunk = 4_096;
 /**
  * Entries one indexing transaction writes: about 1 ms of the shard thread, which a request
- * waits for when it comes due (`indexPiecesFor` spreads a chunk over the requests that follow).
+ * waits for when it comes due (the shard engine spreads a chunk over the requests that follow).
  */
 const indexPiece = 384;
 /** Stream ids kept in memory at most; past this the map starts over (a miss costs one lookup). */
@@ -66,10 +66,8 @@ export class LogIndex {
   private tailComplete = false;
   private readonly selectUnindexed;
   private readonly insertStream;
-  private readonly insertStreamEntry;
-  private readonly selectStreamEntry;
-  private readonly insertPartitionEntry;
-  private readonly selectPartitionEntry;
+  /** Per index: its entry's insert (a repeat is no conflict) and lookup. */
+  private readonly entryStatements: Record<Mark, { insert: Database.Statement<[number, number, number]>; select: Database.Statement<[number, number], { row: number }> }>;
   private readonly deleteStreamEntries;
   private readonly deletePartitionEntries;
   private readonly upsertMark;
@@ -87,10 +85,16 @@ export class LogIndex {
     this.selectUnindexed = db.prepare<[number, number], UnindexedRow>('SELECT id, partition, seq, stream, version FROM events WHERE id > ? ORDER BY id LIMIT ?');
     this.insertStream = db.prepare<[string, number]>('INSERT INTO streams (name, id) VALUES (?, ?)');
     // A piece written before a crash is written again after it: the same entry is no conflict.
-    this.insertStreamEntry = db.prepare<[number, number, number]>('INSERT INTO stream_index (stream_id, version, row) VALUES (?, ?, ?) ON CONFLICT DO NOTHING');
-    this.selectStreamEntry = db.prepare<[number, number], { row: number }>('SELECT row FROM stream_index WHERE stream_id = ? AND version = ?');
-    this.insertPartitionEntry = db.prepare<[number, number, number]>('INSERT INTO partition_index (partition, seq, row) VALUES (?, ?, ?) ON CONFLICT DO NOTHING');
-    this.selectPartitionEntry = db.prepare<[number, number], { row: number }>('SELECT row FROM partition_index WHERE partition = ? AND seq = ?');
+    this.entryStatements = {
+      stream: {
+        insert: db.prepare<[number, number, number]>('INSERT INTO stream_index (stream_id, version, row) VALUES (?, ?, ?) ON CONFLICT DO NOTHING'),
+        select: db.prepare<[number, number], { row: number }>('SELECT row FROM stream_index WHERE stream_id = ? AND version = ?'),
+      },
+      partition: {
+        insert: db.prepare<[number, number, number]>('INSERT INTO partition_index (partition, seq, row) VALUES (?, ?, ?) ON CONFLICT DO NOTHING'),
+        select: db.prepare<[number, number], { row: number }>('SELECT row FROM partition_index WHERE partition = ? AND seq = ?'),
+      },
+    };
     this.deleteStreamEntries = db.prepare<[number, number]>('DELETE FROM stream_index WHERE stream_id = ? AND version >= ?');
     this.deletePartitionEntries = db.prepare<[number, number]>('DELETE FROM partition_index WHERE partition = ? AND seq > ?');
     this.upsertMark = db.prepare<[Mark, number]>('INSERT INTO index_marks (name, row) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET row = excluded.row');
@@ -157,11 +161,7 @@ export class LogIndex {
    * many entries it wrote.
    */
   indexPartitions(piece = indexPiece, limit = chunk): number {
-    return this.indexPiece('partition', piece, limit, (row) => [row.partition, row.seq, row.id], (partition, seq, id) => {
-      if (this.insertPartitionEntry.run(partition, seq, id).changes === 0 && this.selectPartitionEntry.get(partition, seq)?.row !== id) {
-        throw new CorruptLogError(`shard log ${this.db.name}: a partition position is held twice (partition ${partition}, seq ${seq}); the log is corrupt`);
-      }
-    });
+    return this.indexPiece('partition', piece, limit, (row) => [row.partition, row.seq, row.id]);
   }
 
   /**
@@ -172,11 +172,7 @@ export class LogIndex {
   indexStreams(piece = indexPiece, limit = Number.MAX_SAFE_INTEGER): number {
     const nextStreamIdBefore = this.nextStreamId;
     try {
-      return this.indexPiece('stream', piece, limit, (row) => [this.streamIdOf(row.stream), row.version, row.id], (streamId, version, id) => {
-        if (this.insertStreamEntry.run(streamId, version, id).changes === 0 && this.selectStreamEntry.get(streamId, version)?.row !== id) {
-          throw new CorruptLogError(`shard log ${this.db.name}: a stream version is held twice (stream id ${streamId}, version ${version}); the log is corrupt`);
-        }
-      });
+      return this.indexPiece('stream', piece, limit, (row) => [this.streamIdOf(row.stream), row.version, row.id]);
     } catch (error) {
       this.nextStreamId = nextStreamIdBefore;
       this.streamIds.clear();
@@ -190,7 +186,7 @@ export class LogIndex {
    * indexed entries stay a prefix of its own; the mark moves once the last piece is in. An
    * entry a piece wrote before a crash is written again after it, which is no conflict.
    */
-  private indexPiece(mark: Mark, piece: number, limit: number, entryOf: (row: UnindexedRow) => Entry, insert: (...entry: Entry) => void): number {
+  private indexPiece(mark: Mark, piece: number, limit: number, entryOf: (row: UnindexedRow) => Entry): number {
     try {
       return this.indexing(() => {
         if (this.chunks[mark] === undefined) {
@@ -204,7 +200,7 @@ export class LogIndex {
         }
         const work = this.chunks[mark];
         const end = Math.min(work.entries.length, work.next + piece);
-        for (let index = work.next; index < end; index++) insert(...work.entries[index]!);
+        for (let index = work.next; index < end; index++) this.insertEntry(mark, work.entries[index]!);
         if (end === work.entries.length) this.moveMark(mark, work.until);
         return end - work.next;
       }, (written) => {
@@ -217,6 +213,14 @@ export class LogIndex {
       this.chunks[mark] = undefined;
       throw error;
     }
+  }
+
+  /** An entry already there must point at the same row (a piece written again after a crash); another row means the log holds a position or a version twice. */
+  private insertEntry(mark: Mark, [key, order, row]: Entry): void {
+    const { insert, select } = this.entryStatements[mark];
+    if (insert.run(key, order, row).changes > 0 || select.get(key, order)?.row === row) return;
+    const entry = mark === 'partition' ? `a partition position is held twice (partition ${key}, seq ${order})` : `a stream version is held twice (stream id ${key}, version ${order})`;
+    throw new CorruptLogError(`shard log ${this.db.name}: ${entry}; the log is corrupt`);
   }
 
   /** Indexes everything waiting (at open: after a crash, a migration or a reshard). */

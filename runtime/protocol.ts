@@ -95,8 +95,13 @@ export interface SagaDeliveries {
  */
 export interface ShardCalls {
   open: { request: object; response: { partitions: number[] } };
-  /** Every command the host gathered for this shard in one tick; `heads`: [partition, seq, …] of each partition the batch appended to. */
-  commands: { request: { commands: CommandEnvelope[] }; response: { replies: CommandReply[]; heads: number[]; commitMs: number; indexMs?: number; events?: BusEvent[]; sagas?: SagaActivity[] } };
+  /**
+   * Every command the host gathered for this shard in one tick; `heads`: [partition, seq, …] of
+   * each partition the batch appended to. When the shard returns events, `seqsBefore` has each
+   * of those partitions' last seq before the batch, in `heads`' order: `events` are then all
+   * the returned ones of those ranges, even when there are none.
+   */
+  commands: { request: { commands: CommandEnvelope[] }; response: { replies: CommandReply[]; heads: number[]; commitMs: number; indexMs?: number; events?: BusEvent[]; seqsBefore?: number[]; sagas?: SagaActivity[] } };
   state: { request: { aggregate: string; id: string; version?: number; at?: number }; response: { state: unknown; version: number } };
   'stream-events': { request: { aggregate: string; id: string; after: number; limit: number }; response: { events: StoredEvent[] } };
   'partition-events': { request: { partition: number; after: number; limit: number }; response: { events: StoredEvent[] } };
@@ -150,8 +155,15 @@ export interface ShardWorkerData {
   appModule: string;
   durability: Durability;
   maxLiveActors: number;
-  /** Return each batch's committed events with its replies (for the JetStream relay, so it need not read them back). */
-  returnEvents: boolean;
+  /** Which of each batch's committed events to return with its replies. */
+  returnEvents: ReturnedEvents;
 }
+
+/**
+ * All: the JetStream relay publishes them without reading them back. Saga aggregates': the
+ * events of aggregates some saga uses, all the saga router delivers from; the others would
+ * only cost the main thread their decoding. None: nothing needs them.
+ */
+export type ReturnedEvents = 'all' | 'saga-aggregates' | 'none';
 
 export type Durability = 'fsync' | 'relaxed';

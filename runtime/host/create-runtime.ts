@@ -113,7 +113,7 @@ async function startRuntime<A extends App>(
     { length: meta.shards },
     (_, shard) =>
       new ShardHost({
-        worker: { shard, shards: meta.shards, partitions: meta.partitions, dataDir, appModule: options.app.module, durability, maxLiveActors, returnEvents: nats !== undefined || options.app.sagas.length > 0 },
+        worker: { shard, shards: meta.shards, partitions: meta.partitions, dataDir, appModule: options.app.module, durability, maxLiveActors, returnEvents: nats !== undefined ? 'all' : options.app.sagas.length > 0 ? 'saga-aggregates' : 'none' },
         maxQueuedCommands,
         maxBatchSize,
         maxBatchesInFlight,
@@ -123,7 +123,7 @@ async function startRuntime<A extends App>(
         onBatch: (batch) => {
           options.onBatch?.(batch);
           feed.committed(batch);
-          if (batch.heads.length > 0 || batch.sagas !== undefined) parts.sagas?.committed(batch.heads, batch.sagas, batch.committedEvents);
+          if (batch.heads.length > 0 || batch.sagas !== undefined) parts.sagas?.committed(batch);
         },
       }),
   );

@@ -14,6 +14,7 @@ import { checkedCount } from './checked-input.ts';
 import { prepareCommand } from './command-preparation.ts';
 import { SagaOutbox } from './saga-outbox.ts';
 import { SagaRouter } from './saga-router.ts';
+import type { BatchReport } from './shard-host.ts';
 import { SagaTimers } from './saga-timers.ts';
 import type { ShardSet } from './shard-set.ts';
 
@@ -105,9 +106,9 @@ export class SagaHost implements Sagas {
     return this.started;
   }
 
-  /** After every batch a shard answers, with the events it committed. */
-  committed(heads: readonly number[], activity: readonly SagaActivity[] | undefined, events?: readonly BusEvent[]): void {
-    for (const instance of activity ?? []) {
+  /** After every batch a shard answers, with the events it returned. */
+  committed(batch: BatchReport): void {
+    for (const instance of batch.sagas ?? []) {
       const counts = this.counts.get(instance.saga);
       if (counts !== undefined && instance.from !== instance.to) {
         if (instance.from === 'new') counts.started++;
@@ -118,7 +119,7 @@ export class SagaHost implements Sagas {
       this.outbox.update(instance);
       this.timers.update(instance);
     }
-    this.router.committed(heads, events);
+    this.router.committed(batch);
   }
 
   private deliveriesOf(events: readonly BusEvent[]): SagaDelivery[] {

@@ -3,6 +3,7 @@ import type { SagaDelivery } from '../define/saga-routing.ts';
 import type { Logger } from '../logger.ts';
 import { shardOf } from '../partitioning.ts';
 import type { SagaDeliveries } from '../protocol.ts';
+import type { BatchReport } from './shard-host.ts';
 import type { ShardSet } from './shard-set.ts';
 
 export interface SagaRouterOptions {
@@ -27,14 +28,33 @@ const recordAfterMs = 1_000;
 /** A partition whose delivery stalls keeps no more than this of its commits' events; past it, the log is read instead. */
 const maxInboxEvents = 10_000;
 
+/** A partition's seqs (from, through], every one of them seen in a commit, with those of their events the shard returned. */
+interface InboxRange {
+  from: number;
+  through: number;
+  events: BusEvent[];
+}
+
+/** A commit's returned events per partition, each partition's in seq order (the order the shard appended them). */
+function eventsByPartition(events: readonly BusEvent[]): Map<number, BusEvent[]> {
+  const byPartition = new Map<number, BusEvent[]>();
+  for (const event of events) {
+    const kept = byPartition.get(event.partition);
+    if (kept === undefined) byPartition.set(event.partition, [event]);
+    else kept.push(event);
+  }
+  return byPartition;
+}
+
 /**
  * Delivers the events of the partitions this node serves to the saga instances they concern,
  * in seq order per partition, from each partition's routed mark (kept in its shard log). The
  * log is the outbox: a crash between a commit and its delivery loses nothing, the next start
  * delivers again from the mark, and an instance ignores what it has seen. One loop per shard;
  * a partition's next events go out only once every instance has taken the previous ones.
- * The events a commit returns are used as they are when this node kept all of them since the
- * mark; after a start, a handoff or a gap, the shard reads them back from the log.
+ * The events a commit returns (those of aggregates some saga uses) are used as they are when
+ * this node saw every commit since the mark; after a start, a handoff or a gap, the shard
+ * reads them back from the log.
  */
 export class SagaRouter {
   private readonly routed = new Map<number, number>();
@@ -42,8 +62,8 @@ export class SagaRouter {
   private readonly unrecorded: Map<number, number>[];
   private readonly loops: (Promise<void> | undefined)[];
   private readonly backoff = new Map<number, number>();
-  /** Per partition, the events its latest commits returned, contiguous by seq, not yet delivered. */
-  private readonly inbox = new Map<number, BusEvent[]>();
+  /** Per partition, the seqs its latest commits covered, contiguous, with the events they returned, not yet delivered. */
+  private readonly inbox = new Map<number, InboxRange>();
   private readonly recordTimers: (NodeJS.Timeout | undefined)[];
   private closed = false;
   /** Until the routed marks are loaded, commits only wait: start() looks at every partition. */
@@ -68,30 +88,43 @@ export class SagaRouter {
     for (let partition = 0; partition < shards.partitions; partition++) this.touch(partition);
   }
 
-  /** After a commit: [partition, seq, …], and its events when the shard returned them. */
-  committed(heads: readonly number[], events?: readonly BusEvent[]): void {
-    for (const event of events ?? []) this.keep(event);
+  /** After a commit: its heads ([partition, seq, …]) and, when the shard returned them, the events sagas may want of each range. */
+  committed(batch: Pick<BatchReport, 'heads' | 'committedEvents' | 'seqsBefore'>): void {
+    const { heads, committedEvents, seqsBefore } = batch;
+    if (committedEvents !== undefined && seqsBefore !== undefined) {
+      const returned = eventsByPartition(committedEvents);
+      for (let index = 0; index < heads.length; index += 2) {
+        const partition = heads[index]!;
+        this.keep(partition, seqsBefore[index / 2]!, heads[index + 1]!, returned.get(partition) ?? []);
+      }
+    }
     for (let index = 0; index < heads.length; index += 2) this.touch(heads[index]!);
   }
 
-  private keep(event: BusEvent): void {
-    const kept = this.inbox.get(event.partition);
-    if (kept === undefined || kept.length === 0) {
-      if (event.seq > (this.routed.get(event.partition) ?? 0)) this.inbox.set(event.partition, [event]);
+  /** A commit covered the partition's seqs (before, head] and returned these of their events. */
+  private keep(partition: number, before: number, head: number, events: BusEvent[]): void {
+    const kept = this.inbox.get(partition);
+    if (kept === undefined) {
+      if (head > (this.routed.get(partition) ?? 0)) this.inbox.set(partition, { from: before, through: head, events });
       return;
     }
-    if (kept.at(-1)!.seq + 1 !== event.seq || kept.length >= maxInboxEvents) this.inbox.delete(event.partition);
-    else kept.push(event);
+    if (kept.through !== before || kept.events.length + events.length > maxInboxEvents) {
+      this.inbox.delete(partition);
+      return;
+    }
+    kept.through = head;
+    for (const event of events) kept.events.push(event);
   }
 
-  /** The events of (from, until] from the commits' own, if this node kept all of them. */
+  /** The returned events of (from, until] from the commits', if this node saw every commit of that range. */
   private fromInbox(partition: number, from: number, until: number): BusEvent[] | undefined {
     const kept = this.inbox.get(partition);
-    if (kept === undefined || kept.length === 0 || kept[0]!.seq > from + 1 || kept.at(-1)!.seq < until) return undefined;
-    const start = from + 1 - kept[0]!.seq;
-    const end = until - kept[0]!.seq + 1;
-    const events = kept.slice(start, end);
-    kept.splice(0, end);
+    if (kept === undefined || kept.from > from || kept.through < until) return undefined;
+    let end = 0;
+    while (end < kept.events.length && kept.events[end]!.seq <= until) end += 1;
+    const events = kept.events.slice(0, end).filter((event) => event.seq > from);
+    kept.events.splice(0, end);
+    kept.from = until;
     return events;
   }
 

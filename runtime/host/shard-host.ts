@@ -33,8 +33,10 @@ export interface BatchReport {
   indexMs: number;
   /** [partition, last seq, …] of every partition the batch appended to. */
   heads: number[];
-  /** The committed events themselves, when the shard was asked to return them. */
+  /** The committed events the shard was asked to return (all, or those sagas may want). */
   committedEvents?: BusEvent[] | undefined;
+  /** With `committedEvents`: each partition's last seq before the batch, in `heads`' order. */
+  seqsBefore?: number[] | undefined;
   /** The saga instances the batch changed, with their outbox and timers as they are now. */
   sagas?: SagaActivity[] | undefined;
 }
@@ -234,7 +236,7 @@ export class ShardHost {
         pending.reject(deserializeError(reply.error));
       }
     }
-    this.options.onBatch?.({ shard: this.shard, commands: batch.length, events, durationMs: performance.now() - sentAt, commitMs: response.commitMs, indexMs: response.indexMs ?? 0, heads: response.heads, committedEvents: response.events, sagas: response.sagas });
+    this.options.onBatch?.({ shard: this.shard, commands: batch.length, events, durationMs: performance.now() - sentAt, commitMs: response.commitMs, indexMs: response.indexMs ?? 0, heads: response.heads, committedEvents: response.events, seqsBefore: response.seqsBefore, sagas: response.sagas });
   }
 
   /** Piscina has already replaced the dead thread; we hold batches back for a growing delay. */

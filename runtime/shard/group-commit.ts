@@ -7,7 +7,8 @@ import { makeError, RejectedError, serializeError, ShardlogError } from '../erro
 import { formatPosition, partitionOf, shardOf, streamName } from '../partitioning.ts';
 import type { BusEvent } from '../bus/bus-event.ts';
 import type { SagaInstance } from '../define/saga-actor.ts';
-import type { CommandEnvelope, CommandReply, SagaActivity, ShardWorkerData } from '../protocol.ts';
+import type { CommandEnvelope, CommandReply, SagaActivity, ShardCalls, ShardWorkerData } from '../protocol.ts';
+import { mayConcernSagas } from '../define/saga-routing.ts';
 import type { Actor, ActorCache } from './actor-cache.ts';
 import { loadActor } from './actor-loader.ts';
 import { generatedCommandKey } from './generated-command-key.ts';
@@ -71,7 +72,7 @@ export class GroupCommit {
   }
 
   /** Decides and commits a batch; `heads` lists [partition, last seq] of every partition it appended to. */
-  run(commands: readonly CommandEnvelope[]): { replies: CommandReply[]; heads: number[]; commitMs: number; events?: BusEvent[]; sagas?: SagaActivity[] } {
+  run(commands: readonly CommandEnvelope[]): ShardCalls['commands']['response'] {
     this.lastNow = Math.max(this.lastNow, Date.now());
     const batch: Batch = {
       now: this.lastNow,
@@ -81,7 +82,7 @@ export class GroupCommit {
       seen: new Map(),
       writing: new Set(),
       poisoned: new Set(),
-      busEvents: this.config.returnEvents ? [] : undefined,
+      busEvents: this.config.returnEvents === 'none' ? undefined : [],
       sagas: new Map(),
     };
     const replies: CommandReply[] = [];
@@ -108,7 +109,13 @@ export class GroupCommit {
       committed = this.commit(batch, replies);
       commitMs = performance.now() - started;
     }
-    if (committed) for (const partition of batch.seqBefore.keys()) heads.push(partition, this.lastSeq.get(partition)!);
+    const seqsBefore: number[] = [];
+    if (committed) {
+      for (const [partition, before] of batch.seqBefore) {
+        heads.push(partition, this.lastSeq.get(partition)!);
+        seqsBefore.push(before);
+      }
+    }
     for (const [index, of] of repeats) replies[index] = replies[of]!;
     for (const actor of batch.touched.values()) {
       if (batch.poisoned.has(actor.stream)) this.actors.delete(actor.stream);
@@ -119,7 +126,7 @@ export class GroupCommit {
       replies,
       heads,
       commitMs,
-      ...(committed && batch.busEvents !== undefined && batch.busEvents.length > 0 ? { events: batch.busEvents } : {}),
+      ...(committed && batch.busEvents !== undefined && heads.length > 0 ? { events: batch.busEvents, seqsBefore } : {}),
       ...(committed && batch.sagas.size > 0 ? { sagas: [...batch.sagas.values()] } : {}),
     };
   }
@@ -226,10 +233,11 @@ export class GroupCommit {
     const previousVersion = actor.version;
     const meta = encodeStored(metadata);
     const [aggregateName, id] = [aggregate.name, actor.stream.slice(aggregate.name.length + 1)];
+    const returned = this.config.returnEvents === 'all' || mayConcernSagas(this.app, aggregateName);
     const replyEvents = events.map((event, offset) => {
       seq += 1;
       const version = previousVersion + offset + 1;
-      batch.busEvents?.push({ partition, seq, aggregate: aggregateName, id, type: event.type, version, schemaVersion: event.schemaVersion, data: event.data, metadata, recordedAt: batch.now });
+      if (returned) batch.busEvents?.push({ partition, seq, aggregate: aggregateName, id, type: event.type, version, schemaVersion: event.schemaVersion, data: event.data, metadata, recordedAt: batch.now });
       batch.write.events.push({
         partition,
         seq,

@@ -29,7 +29,7 @@ function shard(app: App) {
   const dir = makeTempDir();
   const log = new ShardLog(join(dir.dir, '0.db'), 'fsync', { shard: 0, shards: 1, partitions: 4 });
   opened.push({ log, dir });
-  const config = { shard: 0, shards: 1, partitions: 4, dataDir: dir.dir, appModule: app.module, durability: 'fsync' as const, maxLiveActors: 100, returnEvents: false };
+  const config = { shard: 0, shards: 1, partitions: 4, dataDir: dir.dir, appModule: app.module, durability: 'fsync' as const, maxLiveActors: 100, returnEvents: 'none' as const };
   return { log, file: join(dir.dir, '0.db'), commit: new GroupCommit(app, log, new ActorCache(100), config) };
 }
 

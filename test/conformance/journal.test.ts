@@ -495,7 +495,7 @@ describe('refusing an event the journal cannot store', () => {
  * is a cluster handoff dropping a partition's tail that the stream never confirmed.
  */
 describe('deleting (Shardlog: events are never deleted)', () => {
-  const config = (shard: number) => ({ shard, shards, partitions, dataDir: temp.dir, appModule: app.module, durability: 'fsync' as const, maxLiveActors: 100, returnEvents: false });
+  const config = (shard: number) => ({ shard, shards, partitions, dataDir: temp.dir, appModule: app.module, durability: 'fsync' as const, maxLiveActors: 100, returnEvents: 'none' as const });
 
   it('keeps every event and the highest sequence number when retention prunes the command records', async () => {
     const log = logOf(originalLogs)(0);

@@ -169,7 +169,7 @@ describe('a snapshot store (the snapshots of a shard log)', () => {
 });
 
 describe('snapshots written by the group commit', () => {
-  const config: ShardWorkerData = { shard: 0, shards: 1, partitions: 1, dataDir: '', appModule: app.module, durability: 'fsync', maxLiveActors: 10, returnEvents: false };
+  const config: ShardWorkerData = { shard: 0, shards: 1, partitions: 1, dataDir: '', appModule: app.module, durability: 'fsync', maxLiveActors: 10, returnEvents: 'none' as const };
 
   it('saves one every snapshotEvery events, at the version of the command that crossed the multiple, in the events\' transaction', () => {
     const commit = new GroupCommit(app, log, new ActorCache(10), config);

@@ -1,5 +1,7 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { RejectedError } from '../../runtime/index.ts';
+import { ShardSet } from '../../runtime/host/shard-set.ts';
+import type { ShardRequest } from '../../runtime/protocol.ts';
 import { cleanupAfterEach } from '../support/cleanup.ts';
 import { startBank } from '../support/runtime.ts';
 import { sagaDone } from '../support/sagas.ts';
@@ -101,5 +103,30 @@ describe('order sagas under contention', () => {
       }
     }
     expect((await runtime.state({ aggregate: 'inventory', id: 'tea' })).state).toMatchObject({ available: 1_000 - 2 * confirmed, reserved: 2 * confirmed });
+  });
+
+  it('get their events from the commits, with the deposits the shards do not return in between', async () => {
+    // Shards return only the events of aggregates a saga uses; the router still sees every
+    // commit's range, so it delivers from what commits returned and never reads the log back.
+    const requestShard = vi.spyOn(ShardSet.prototype, 'requestShard');
+    cleanup.push(() => requestShard.mockRestore());
+    const runtime = await started();
+    await Promise.all(Array.from({ length: 16 }, (_, index) => runtime.dispatch({ aggregate: 'account', id: `a-${index}`, command: 'open', input: { owner: 'o' } })));
+    await runtime.dispatch({ aggregate: 'inventory', id: 'tea', command: 'restock', input: { quantity: 1_000 } });
+    const ids = Array.from({ length: 40 }, (_, index) => `o-${index}`);
+    await Promise.all(
+      ids.map(async (id, index) => {
+        await runtime.dispatch({ aggregate: 'account', id: `a-${index % 16}`, command: 'deposit', input: { amount: 1 } });
+        await runtime.dispatch({ aggregate: 'order', id, command: 'place', input: { customerId: 'c', items: [{ sku: 'tea', quantity: 1, unitPrice: 1 }] } });
+        await runtime.dispatch({ aggregate: 'account', id: `a-${(index + 5) % 16}`, command: 'deposit', input: { amount: 1 } });
+      }),
+    );
+    for (const id of ids) expect((await sagaDone(runtime, 'order-fulfilment', id)).status).toBe('completed');
+    const readBacks = requestShard.mock.calls.filter(([, request]) => {
+      const call = request as ShardRequest;
+      return call.type === 'saga-deliveries' && call.read.length > 0;
+    });
+    expect(readBacks).toEqual([]);
+    expect((await runtime.state({ aggregate: 'inventory', id: 'tea' })).state).toMatchObject({ available: 960, reserved: 40 });
   });
 });

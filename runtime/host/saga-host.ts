@@ -7,7 +7,7 @@ import { stepCommandId, type DeliveredEvent, type SagaInputs, type SagaInstance,
 import { makeError, RejectedError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { assertValidId, partitionOf, shardOf, streamName } from '../partitioning.ts';
-import type { SagaActivity, SagaDeliveries, SagaSummary, ShardRequest, ShardResponse } from '../protocol.ts';
+import type { SagaDeliveries, SagaSummary, ShardRequest, ShardResponse } from '../protocol.ts';
 import type { DispatchResult, PreparedCommand, SagaCounts, SagaDeadLetter, Sagas, SagaView } from '../runtime.ts';
 import { setTimeout as delay } from 'node:timers/promises';
 import { checkedCount } from './checked-input.ts';

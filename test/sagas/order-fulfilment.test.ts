@@ -1,7 +1,6 @@
 import { describe, expect, it, vi } from 'vitest';
 import { RejectedError } from '../../runtime/index.ts';
 import { ShardSet } from '../../runtime/host/shard-set.ts';
-import type { ShardRequest } from '../../runtime/protocol.ts';
 import { cleanupAfterEach } from '../support/cleanup.ts';
 import { startBank } from '../support/runtime.ts';
 import { sagaDone } from '../support/sagas.ts';
@@ -122,10 +121,7 @@ describe('order sagas under contention', () => {
       }),
     );
     for (const id of ids) expect((await sagaDone(runtime, 'order-fulfilment', id)).status).toBe('completed');
-    const readBacks = requestShard.mock.calls.filter(([, request]) => {
-      const call = request as ShardRequest;
-      return call.type === 'saga-deliveries' && call.read.length > 0;
-    });
+    const readBacks = requestShard.mock.calls.filter(([, request]) => request.type === 'saga-deliveries' && request.read.length > 0);
     expect(readBacks).toEqual([]);
     expect((await runtime.state({ aggregate: 'inventory', id: 'tea' })).state).toMatchObject({ available: 960, reserved: 40 });
   });

@@ -1,7 +1,8 @@
 import Database from 'better-sqlite3';
 import type { EventRow } from './event-row.ts';
 import { LogRows } from './log-rows.ts';
-import { indexMarks, MemoryTail } from './log-tail.ts';
+import { indexMarks } from './log-tail.ts';
+import { type TailPosition, WriterTail } from './writer-tail.ts';
 
 /**
  * Index partitions once this many events wait. A chunk writes the tail page of each partition
@@ -26,7 +27,6 @@ const indexPiece = 384;
 const streamIdCacheSize = 65_536;
 
 type Mark = 'partition' | 'stream';
-type UnindexedRow = { id: number; partition: number; seq: number; stream: string; version: number };
 
 /** An index entry: (partition, seq) or (stream id, version), and the row it points at. */
 type Entry = [key: number, order: number, row: number];
@@ -44,12 +44,12 @@ interface IndexChunk {
  * commit appends rows at the end of the log and dirties no page per partition or per stream;
  * the indexes take them afterwards, in transactions of their own (no fsync of their own: they
  * are rebuilt from the log after a power loss), each up to its mark, a row id. The rows past
- * the lower mark stay in memory (`tail`), so the writer's reads never scan the log for them;
+ * the lower mark are known in memory (`tail`: their positions), so the writer's reads never scan the log for them;
  * a read finds a stream's or a partition's indexed prefix, then the rest in the tail.
  */
 export class LogIndex {
   readonly rows: LogRows;
-  readonly tail = new MemoryTail();
+  readonly tail: WriterTail;
   /** Per index: every row up to this id is in it, none after it. */
   private readonly marks: Record<Mark, number>;
   /** The id the next appended row gets: above every row ever written and both marks, so never one an index has passed. */
@@ -78,11 +78,12 @@ export class LogIndex {
     private readonly fsync: boolean,
   ) {
     this.rows = new LogRows(db);
+    this.tail = new WriterTail(db);
     this.marks = indexMarks(db);
     const lastRow = db.prepare<[], { id: number | null }>('SELECT MAX(id) AS id FROM events').get()?.id ?? 0;
     this.nextRowId = Math.max(lastRow, this.marks.partition, this.marks.stream) + 1;
     this.nextStreamId = (db.prepare<[], { id: number | null }>('SELECT MAX(id) AS id FROM streams').get()?.id ?? 0) + 1;
-    this.selectUnindexed = db.prepare<[number, number], UnindexedRow>('SELECT id, partition, seq, stream, version FROM events WHERE id > ? ORDER BY id LIMIT ?');
+    this.selectUnindexed = db.prepare<[number, number], TailPosition>('SELECT id, partition, seq, stream, version FROM events WHERE id > ? ORDER BY id LIMIT ?');
     this.insertStream = db.prepare<[string, number]>('INSERT INTO streams (name, id) VALUES (?, ?)');
     // A piece written before a crash is written again after it: the same entry is no conflict.
     this.entryStatements = {
@@ -186,7 +187,7 @@ export class LogIndex {
    * indexed entries stay a prefix of its own; the mark moves once the last piece is in. An
    * entry a piece wrote before a crash is written again after it, which is no conflict.
    */
-  private indexPiece(mark: Mark, piece: number, limit: number, entryOf: (row: UnindexedRow) => Entry): number {
+  private indexPiece(mark: Mark, piece: number, limit: number, entryOf: (row: TailPosition) => Entry): number {
     try {
       return this.indexing(() => {
         if (this.chunks[mark] === undefined) {
@@ -251,13 +252,13 @@ export class LogIndex {
     return result;
   }
 
-  private unindexed(after: number, limit: number): UnindexedRow[] {
+  private unindexed(after: number, limit: number): TailPosition[] {
     if (!this.tailComplete) return this.selectUnindexed.all(after, limit);
-    return this.tail.after(after, limit).map(({ id, row }) => ({ id, partition: row.partition, seq: row.seq, stream: row.stream, version: row.version }));
+    return this.tail.after(after, limit);
   }
 
   /** Where a mark goes after these rows: past the last row there is nothing more to take (ids of failed or cut appends never come back). */
-  private markAfter(rows: readonly UnindexedRow[], limit: number): number {
+  private markAfter(rows: readonly TailPosition[], limit: number): number {
     return rows.length < limit ? this.nextRowId - 1 : rows.at(-1)!.id;
   }
 

@@ -48,8 +48,8 @@ export class LogRows {
         yield row;
       }
     }
-    for (const row of tail.rowsOf(partition)) {
-      if (row.stream === stream && row.version > last && row.version <= untilVersion) yield row;
+    for (const row of tail.rowsOfStream(partition, stream)) {
+      if (row.version > last && row.version <= untilVersion) yield row;
     }
   }
 

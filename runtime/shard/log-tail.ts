@@ -8,6 +8,8 @@ import { eventColumns, type EventRow } from './event-row.ts';
 export interface LogTail {
   /** The partition's rows in the tail, in seq order. */
   rowsOf(partition: number): readonly EventRow[];
+  /** The stream's rows in the tail (it lives in this partition), in version order. */
+  rowsOfStream(partition: number, stream: string): readonly EventRow[];
   /** Up to `limit` of the partition's rows in the tail with a seq above `afterSeq`, in seq order. */
   rowsAfter(partition: number, afterSeq: number, limit: number): EventRow[];
   /** The partition's first seq in the tail, if it has rows there: every later one is there too. */
@@ -19,7 +21,7 @@ export interface LogTail {
 }
 
 /** The position of the first of `length` ascending numbers (the `at`-th is `at(index)`) above `after`. */
-function firstAbove(length: number, at: (index: number) => number, after: number): number {
+export function firstAbove(length: number, at: (index: number) => number, after: number): number {
   let low = 0;
   let high = length;
   while (low < high) {
@@ -31,26 +33,23 @@ function firstAbove(length: number, at: (index: number) => number, after: number
 }
 
 /** An event row with its row id, the key of the log and of both indexes. */
-export interface IdentifiedRow {
+interface IdentifiedRow {
   id: number;
   row: EventRow;
 }
 
-/**
- * The tail as the log's writer holds it: it appended every row, so it keeps the unindexed ones
- * in memory and no read of its own scans the log for them.
- */
+/** The tail with its rows in memory (FollowedTail keeps the rows it read between its read transactions). */
 export class MemoryTail implements LogTail {
   /** In row id order, which is each partition's seq order. */
   private rows: IdentifiedRow[] = [];
   private readonly byPartition = new Map<number, EventRow[]>();
 
-  get size(): number {
-    return this.rows.length;
-  }
-
   rowsOf(partition: number): readonly EventRow[] {
     return this.byPartition.get(partition) ?? [];
+  }
+
+  rowsOfStream(partition: number, stream: string): readonly EventRow[] {
+    return this.rowsOf(partition).filter((row) => row.stream === stream);
   }
 
   rowsAfter(partition: number, afterSeq: number, limit: number): EventRow[] {
@@ -72,25 +71,9 @@ export class MemoryTail implements LogTail {
     return this.byPartition.keys();
   }
 
-  /** How many rows have an id above `mark`. */
-  countAfter(mark: number): number {
-    return this.rows.length - this.indexAfter(mark);
-  }
-
-  /** The first `limit` rows with an id above `mark`, in row id order. */
-  after(mark: number, limit: number): readonly IdentifiedRow[] {
-    const start = this.indexAfter(mark);
-    return this.rows.slice(start, start + limit);
-  }
-
   /** The position of the first row with an id above `mark`. */
   private indexAfter(mark: number): number {
     return firstAbove(this.rows.length, (index) => this.rows[index]!.id, mark);
-  }
-
-  /** A partition's rows with their ids. */
-  identifiedRowsOf(partition: number): readonly IdentifiedRow[] {
-    return this.rows.filter(({ row }) => row.partition === partition);
   }
 
   append(id: number, row: EventRow): void {
@@ -113,14 +96,6 @@ export class MemoryTail implements LogTail {
       if (count === rows.length) this.byPartition.delete(partition);
       else rows.splice(0, count);
     }
-  }
-
-  /** A partition's rows after this seq are gone from the log. */
-  truncate(partition: number, afterSeq: number): void {
-    this.rows = this.rows.filter(({ row }) => row.partition !== partition || row.seq <= afterSeq);
-    const kept = (this.byPartition.get(partition) ?? []).filter((row) => row.seq <= afterSeq);
-    if (kept.length === 0) this.byPartition.delete(partition);
-    else this.byPartition.set(partition, kept);
   }
 }
 
@@ -145,6 +120,10 @@ export class ScannedTail implements LogTail {
 
   rowsOf(partition: number): readonly EventRow[] {
     return this.rowsAfter(partition, -1, Number.MAX_SAFE_INTEGER);
+  }
+
+  rowsOfStream(partition: number, stream: string): readonly EventRow[] {
+    return this.rowsOf(partition).filter((row) => row.stream === stream);
   }
 
   rowsAfter(partition: number, afterSeq: number, limit: number): EventRow[] {

@@ -332,7 +332,7 @@ export class ShardLog {
         .prepare<[number, number]>('DELETE FROM events WHERE id IN (SELECT row FROM partition_index WHERE partition = ? AND seq > ?)')
         .run(partition, afterSeq);
       const deleteRow = this.db.prepare<[number]>('DELETE FROM events WHERE id = ?');
-      for (const { id, row } of this.index.tail.identifiedRowsOf(partition)) if (row.seq > afterSeq) deleteRow.run(id);
+      for (const id of this.index.tail.idsAfter(partition, afterSeq)) deleteRow.run(id);
       this.index.truncated(partition, afterSeq, firstDropped);
       const deleteCommand = this.db.prepare<[string]>('DELETE FROM commands WHERE id = ?');
       const deleteGeneratedCommand = this.db.prepare<[Buffer]>('DELETE FROM command_ids WHERE id = ?');

@@ -23,3 +23,14 @@ export interface PartitionBatch {
   firstSeq: number;
   events: BusEvent[];
 }
+
+/** Events per partition, each partition's in the order given (a commit's: seq order). */
+export function eventsByPartition(events: readonly BusEvent[]): Map<number, BusEvent[]> {
+  const byPartition = new Map<number, BusEvent[]>();
+  for (const event of events) {
+    const kept = byPartition.get(event.partition);
+    if (kept === undefined) byPartition.set(event.partition, [event]);
+    else kept.push(event);
+  }
+  return byPartition;
+}

@@ -3,7 +3,7 @@ import { connect, headers, type MsgHdrs, type NatsConnection } from '@nats-io/tr
 import { makeError, ShardlogError } from '../errors.ts';
 import { PositionWaiters } from '../position-waiters.ts';
 import type { Logger } from '../logger.ts';
-import type { BusEvent } from './bus-event.ts';
+import { type BusEvent, eventsByPartition } from './bus-event.ts';
 import { decodeBatch, lastSeqHeader, msgIdOf, splitUnderPayload, streamNameOf, subjectOf } from './event-message.ts';
 import { isStreamNotFound, isWrongLastSequence } from './nats-errors.ts';
 import { otherReplicasMessage, placementRefusal } from './replicas.ts';
@@ -56,16 +56,6 @@ const recordEveryMs = 100;
 /** The most events the relay reads from a log at once (the shard's own bound on a bus-events read). */
 const maxPageEvents = 10_000;
 const backstopEveryMs = 1_000;
-
-function byPartition(events: readonly BusEvent[]): Map<number, BusEvent[]> {
-  const runs = new Map<number, BusEvent[]>();
-  for (const event of events) {
-    const run = runs.get(event.partition);
-    if (run === undefined) runs.set(event.partition, [event]);
-    else run.push(event);
-  }
-  return runs;
-}
 
 /** The same event: same stream position, same commit time, same command. */
 function sameEvent(a: BusEvent, b: BusEvent): boolean {
@@ -138,7 +128,7 @@ export class JetStreamRelay {
 
   private constructor(private readonly options: RelayOptions) {
     this.unsubscribe = options.source.onCommit((heads, events) => {
-      const committed = events === undefined ? undefined : byPartition(events);
+      const committed = events === undefined ? undefined : eventsByPartition(events);
       for (let index = 0; index < heads.length; index += 2) {
         const partition = heads[index]!;
         const state = this.state(partition);

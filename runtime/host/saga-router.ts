@@ -1,4 +1,4 @@
-import type { BusEvent } from '../bus/bus-event.ts';
+import { type BusEvent, eventsByPartition } from '../bus/bus-event.ts';
 import type { SagaDelivery } from '../define/saga-routing.ts';
 import type { Logger } from '../logger.ts';
 import { shardOf } from '../partitioning.ts';
@@ -33,17 +33,6 @@ interface InboxRange {
   from: number;
   through: number;
   events: BusEvent[];
-}
-
-/** A commit's returned events per partition, each partition's in seq order (the order the shard appended them). */
-function eventsByPartition(events: readonly BusEvent[]): Map<number, BusEvent[]> {
-  const byPartition = new Map<number, BusEvent[]>();
-  for (const event of events) {
-    const kept = byPartition.get(event.partition);
-    if (kept === undefined) byPartition.set(event.partition, [event]);
-    else kept.push(event);
-  }
-  return byPartition;
 }
 
 /**

@@ -27,7 +27,9 @@ export class CommitFeed {
   readonly committed = (batch: BatchReport): void => {
     if (batch.heads.length === 0) return;
     for (let index = 0; index < batch.heads.length; index += 2) this.localHeads.set(batch.heads[index]!, batch.heads[index + 1]!);
-    for (const listener of this.commitListeners) listener(batch.heads, batch.committedEvents);
+    // Listeners are promised every committed event or none: a saga-only selection is not handed on.
+    const events = batch.eventsReturned === 'all' ? batch.committedEvents : undefined;
+    for (const listener of this.commitListeners) listener(batch.heads, events);
     for (const listener of this.headListeners) listener(batch.heads);
   };
 

@@ -136,6 +136,7 @@ export class SagaHost implements Sagas {
 
   /** Partitions that became this node's: load their outboxes and timers, deliver their undelivered events. */
   async adopted(partitions: readonly number[]): Promise<void> {
+    for (const partition of partitions) this.router.forget(partition);
     await this.start();
     await this.load(partitions);
   }
@@ -159,6 +160,7 @@ export class SagaHost implements Sagas {
 
   /** A partition left this node: its new owner sends and fires what is left. */
   released(partition: number): void {
+    this.router.forget(partition);
     this.outbox.dropPartition(partition);
     this.timers.dropPartition(partition);
   }

@@ -42,8 +42,8 @@ interface InboxRange {
  * delivers again from the mark, and an instance ignores what it has seen. One loop per shard;
  * a partition's next events go out only once every instance has taken the previous ones.
  * The events a commit returns (those of aggregates some saga uses) are used as they are when
- * this node saw every commit since the mark; after a start, a handoff or a gap, the shard
- * reads them back from the log.
+ * this node saw every commit since the mark; after a start, a gap, or a handoff (which
+ * `forget`s what the inbox held of the partition), the shard reads them back from the log.
  */
 export class SagaRouter {
   private readonly routed = new Map<number, number>();
@@ -115,6 +115,14 @@ export class SagaRouter {
     kept.events.splice(0, end);
     kept.from = until;
     return events;
+  }
+
+  /**
+   * The partition's log may have changed other than by this node's commits (a handoff cut it or
+   * copied events in, or it left this node): what the inbox holds of it may no longer be its log.
+   */
+  forget(partition: number): void {
+    this.inbox.delete(partition);
   }
 
   /** The partition became this node's (a cluster handoff): deliver what its log holds past the mark. */

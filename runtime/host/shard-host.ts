@@ -3,7 +3,7 @@ import { Piscina, move } from 'piscina';
 import { decodeWire, encodeWire } from '../codec.ts';
 import { deserializeError, makeError, ShardlogError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
-import { responseTo, type SagaActivity, type CommandEnvelope, type CommandResult, type ShardCallType, type ShardReply, type ShardRequest, type ShardResponse, type ShardWorkerData } from '../protocol.ts';
+import { responseTo, type SagaActivity, type CommandEnvelope, type CommandResult, type ShardCallType, type ShardReply, type ShardRequest, type ShardResponse, type ShardWorkerData, type ReturnedEvents } from '../protocol.ts';
 
 export interface ShardHostOptions {
   worker: ShardWorkerData;
@@ -33,8 +33,9 @@ export interface BatchReport {
   indexMs: number;
   /** [partition, last seq, …] of every partition the batch appended to. */
   heads: number[];
-  /** The committed events the shard was asked to return (all, or those sagas may want). */
+  /** The committed events the shard was asked to return: all of them, or those sagas may want (`eventsReturned`). */
   committedEvents?: BusEvent[] | undefined;
+  eventsReturned: ReturnedEvents;
   /** With `committedEvents`: each partition's last seq before the batch, in `heads`' order. */
   seqsBefore?: number[] | undefined;
   /** The saga instances the batch changed, with their outbox and timers as they are now. */
@@ -236,7 +237,7 @@ export class ShardHost {
         pending.reject(deserializeError(reply.error));
       }
     }
-    this.options.onBatch?.({ shard: this.shard, commands: batch.length, events, durationMs: performance.now() - sentAt, commitMs: response.commitMs, indexMs: response.indexMs ?? 0, heads: response.heads, committedEvents: response.events, seqsBefore: response.seqsBefore, sagas: response.sagas });
+    this.options.onBatch?.({ shard: this.shard, commands: batch.length, events, durationMs: performance.now() - sentAt, commitMs: response.commitMs, indexMs: response.indexMs ?? 0, heads: response.heads, committedEvents: response.events, eventsReturned: this.options.worker.returnEvents, seqsBefore: response.seqsBefore, sagas: response.sagas });
   }
 
   /** Piscina has already replaced the dead thread; we hold batches back for a growing delay. */

@@ -71,7 +71,11 @@ export class GroupCommit {
     return seq;
   }
 
-  /** Decides and commits a batch; `heads` lists [partition, last seq] of every partition it appended to. */
+  /**
+   * Decides and commits a batch; `heads` lists [partition, last seq] of every partition it
+   * appended to; with `returnEvents`, `events` are those it asks for and `seqsBefore` each of
+   * those partitions' last seq before the batch.
+   */
   run(commands: readonly CommandEnvelope[]): ShardCalls['commands']['response'] {
     this.lastNow = Math.max(this.lastNow, Date.now());
     const batch: Batch = {

@@ -161,8 +161,8 @@ export class WriterTail implements LogTail {
 
   /**
    * Consecutive rows of a partition in the tail, read back from the log: by their id range
-   * when the partition has most rows of it (no other row of the partition is in that range),
-   * else one by one.
+   * when the partition holds at least 1/`sparseRange` of the rows in it (no other row of the
+   * partition is in that range), else one by one.
    */
   private partitionRun(ids: readonly number[], partition: number): EventRow[] {
     if (ids.length === 0) return [];

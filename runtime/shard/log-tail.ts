@@ -6,8 +6,6 @@ import { eventColumns, type EventRow } from './event-row.ts';
  * or `stream_index`. Per partition in seq order, which is their row order.
  */
 export interface LogTail {
-  /** The partition's rows in the tail, in seq order. */
-  rowsOf(partition: number): readonly EventRow[];
   /** The stream's rows in the tail (it lives in this partition), in version order. */
   rowsOfStream(partition: number, stream: string): readonly EventRow[];
   /** Up to `limit` of the partition's rows in the tail with a seq above `afterSeq`, in seq order. */
@@ -44,12 +42,8 @@ export class MemoryTail implements LogTail {
   private rows: IdentifiedRow[] = [];
   private readonly byPartition = new Map<number, EventRow[]>();
 
-  rowsOf(partition: number): readonly EventRow[] {
-    return this.byPartition.get(partition) ?? [];
-  }
-
   rowsOfStream(partition: number, stream: string): readonly EventRow[] {
-    return this.rowsOf(partition).filter((row) => row.stream === stream);
+    return (this.byPartition.get(partition) ?? []).filter((row) => row.stream === stream);
   }
 
   rowsAfter(partition: number, afterSeq: number, limit: number): EventRow[] {
@@ -118,12 +112,8 @@ export class ScannedTail implements LogTail {
     readonly mark: number,
   ) {}
 
-  rowsOf(partition: number): readonly EventRow[] {
-    return this.rowsAfter(partition, -1, Number.MAX_SAFE_INTEGER);
-  }
-
   rowsOfStream(partition: number, stream: string): readonly EventRow[] {
-    return this.rowsOf(partition).filter((row) => row.stream === stream);
+    return this.rowsAfter(partition, -1, Number.MAX_SAFE_INTEGER).filter((row) => row.stream === stream);
   }
 
   rowsAfter(partition: number, afterSeq: number, limit: number): EventRow[] {

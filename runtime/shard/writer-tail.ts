@@ -62,10 +62,6 @@ export class WriterTail implements LogTail {
     return this.ids.length;
   }
 
-  rowsOf(partition: number): readonly EventRow[] {
-    return this.rowsAfter(partition, -1, Number.MAX_SAFE_INTEGER);
-  }
-
   rowsOfStream(partition: number, stream: string): readonly EventRow[] {
     const found = this.byPartition.get(partition);
     if (found === undefined) return [];

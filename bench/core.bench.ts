@@ -33,6 +33,7 @@ import { benchEmmettBank, probeEmmettConfigurations } from './peers/emmett.ts';
 import { Latencies, round } from './support/latency.ts';
 import type { BatchReport } from '../runtime/index.ts';
 import { closedLoop, openLoop } from './support/load.ts';
+import { cpuSpent, readCpu } from './support/cpu-time.ts';
 import { envNumber, report, type ResultRow } from './support/results.ts';
 
 const accounts = 1_000;
@@ -161,8 +162,11 @@ async function runtimeClosedLoop(durability: Durability, { writePathOnly = false
   try {
     await Promise.all(Array.from({ length: accounts }, (_, id) => runtime.dispatch({ aggregate: 'account', id: `acc-${id}`, command: 'open', input: { owner: 'bench' } })));
     const deposit = () => runtime.dispatch({ aggregate: 'account', id: `acc-${Math.floor(Math.random() * accounts)}`, command: 'deposit', input: { amount: 1 } });
+    await closedLoop(deposit, { inFlight, warmupMs: 0, durationMs: warmupMs });
     const before = runtime.stats();
-    const result = await closedLoop(deposit, { inFlight, warmupMs, durationMs });
+    const cpuBefore = readCpu(process.pid);
+    const result = await closedLoop(deposit, { inFlight, warmupMs: 0, durationMs });
+    const cpu = cpuSpent(process.pid, cpuBefore, readCpu(process.pid), result.ops + result.failures);
     const after = runtime.stats();
     const batches = after.reduce((sum, shard) => sum + shard.batches, 0) - before.reduce((sum, shard) => sum + shard.batches, 0);
     const commands = after.reduce((sum, shard) => sum + shard.commands, 0) - before.reduce((sum, shard) => sum + shard.commands, 0);
@@ -191,6 +195,7 @@ async function runtimeClosedLoop(durability: Durability, { writePathOnly = false
         failures: result.failures,
         meanBatch: round(meanBatch, 1),
         shards: runtime.shards,
+        ...(cpu === undefined ? {} : { cpu }),
       },
       meanBatch,
       openLoops,
@@ -307,8 +312,18 @@ async function barePipeline(): Promise<ResultRow> {
   const temp = tempDir();
   const bare = startBarePipeline(temp.dir);
   try {
-    const result = await closedLoop(() => bare.deposit(`account/acc-${Math.floor(Math.random() * accounts)}`, 1), { inFlight, warmupMs, durationMs });
-    return { name: `bare pipeline (piscina + msgpackr + one tx per batch), ${inFlight} in flight (fsync)`, opsPerSec: round(result.opsPerSec, 0), ...result.latencies.summary(), failures: result.failures };
+    const deposit = () => bare.deposit(`account/acc-${Math.floor(Math.random() * accounts)}`, 1);
+    await closedLoop(deposit, { inFlight, warmupMs: 0, durationMs: warmupMs });
+    const cpuBefore = readCpu(process.pid);
+    const result = await closedLoop(deposit, { inFlight, warmupMs: 0, durationMs });
+    const cpu = cpuSpent(process.pid, cpuBefore, readCpu(process.pid), result.ops + result.failures);
+    return {
+      name: `bare pipeline (piscina + msgpackr + one tx per batch), ${inFlight} in flight (fsync)`,
+      opsPerSec: round(result.opsPerSec, 0),
+      ...result.latencies.summary(),
+      failures: result.failures,
+      ...(cpu === undefined ? {} : { cpu }),
+    };
   } finally {
     await bare.close();
     temp.remove();
@@ -361,6 +376,8 @@ export async function runCore(): Promise<void> {
       core_vs_raw_sqlite_relaxed: round(relaxed.row.opsPerSec / rawRelaxed.opsPerSec, 3),
       core_vs_emmett: emmett === undefined ? null : round(fsync.row.opsPerSec / emmett.opsPerSec, 1),
     },
+    // CPU per command and the thread split of each closed loop: which thread, if any, is the bound.
+    cpu: { core: fsync.row.cpu ?? null, bankAggregateAlone: writePath.row.cpu ?? null, barePipeline: bare.cpu ?? null },
     ...(emmett === undefined ? {} : { peer: { config: emmett.config, correct: emmett.correct, notes: emmett.notes, probes: emmettProbes } }),
     ...(memoryResult === undefined ? {} : { memory: memoryResult }),
   });

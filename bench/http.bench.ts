@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { cpuSpent, readCpu, type CpuSpent } from './support/cpu-time.ts';
 import { round } from './support/latency.ts';
 import { envNumber, report, type ResultRow } from './support/results.ts';
 
@@ -25,10 +26,20 @@ interface AutocannonResult {
   timeouts: number;
 }
 
-async function load(url: string, connections: number, overallRate?: number): Promise<AutocannonResult> {
+interface LoadResult extends AutocannonResult {
+  /** The server's CPU over the run, and autocannon's own per request (both on this box's cores). */
+  server: CpuSpent | undefined;
+  loadGeneratorCpuUsPerRequest: number;
+}
+
+async function load(server: ChildProcess, url: string, connections: number, overallRate?: number): Promise<LoadResult> {
   const args = ['--import', 'tsx', here('./support/autocannon-runner.ts'), JSON.stringify({ url, connections, durationSeconds: seconds, overallRate })];
+  const before = readCpu(server.pid!);
   const { stdout } = await run(process.execPath, args, { maxBuffer: 64 << 20 });
-  return JSON.parse(stdout.trim().split('\n').at(-1)!) as AutocannonResult;
+  const after = readCpu(server.pid!);
+  const result = JSON.parse(stdout.trim().split('\n').at(-1)!) as AutocannonResult & { cpuMs: number };
+  const requests = Math.max(1, result.requests.total);
+  return { ...result, server: cpuSpent(server.pid!, before, after, requests), loadGeneratorCpuUsPerRequest: Math.round((result.cpuMs * 1_000) / requests) };
 }
 
 /** Starts a child process and resolves with the port it reports (`listening <port>` or pino's serving line). */
@@ -47,7 +58,7 @@ function startChild(args: string[], portFrom: (line: string) => number | undefin
   });
 }
 
-function row(name: string, result: AutocannonResult): ResultRow {
+function row(name: string, result: LoadResult): ResultRow {
   return {
     name,
     opsPerSec: round(result.requests.average, 0),
@@ -56,6 +67,8 @@ function row(name: string, result: AutocannonResult): ResultRow {
     p999Ms: result.latency.p99_9 ?? Number.NaN,
     non2xx: result.non2xx,
     errors: result.errors + result.timeouts,
+    ...(result.server === undefined ? {} : { server: result.server }),
+    loadGeneratorCpuUsPerRequest: result.loadGeneratorCpuUsPerRequest,
   };
 }
 
@@ -88,24 +101,26 @@ export async function runHttp(): Promise<void> {
       );
     }
     const bareUrl = `http://127.0.0.1:${bare.port}`;
-    await load(nodeUrl, 64); // warm-up, not reported
-    const results: Record<string, AutocannonResult> = {};
+    await load(node.child, nodeUrl, 64); // warm-up, not reported
+    const results: Record<string, LoadResult> = {};
     for (const connections of [64, 256]) {
-      results[`bare-${connections}`] = await load(bareUrl, connections);
-      results[`node-${connections}`] = await load(nodeUrl, connections);
+      results[`bare-${connections}`] = await load(bare.child, bareUrl, connections);
+      results[`node-${connections}`] = await load(node.child, nodeUrl, connections);
       rows.push(row(`raw fastify route, ${connections} connections`, results[`bare-${connections}`]!));
       rows.push(row(`shardlog start (fsync), ${connections} connections`, results[`node-${connections}`]!));
     }
     const maximum = results['node-64']!.requests.average;
     for (const share of [0.5, 0.8]) {
       const rate = Math.max(1, Math.round(maximum * share));
-      rows.push(row(`shardlog start (fsync), fixed ${rate}/s (${share * 100}% of max), 64 connections`, await load(nodeUrl, 64, rate)));
+      rows.push(row(`shardlog start (fsync), fixed ${rate}/s (${share * 100}% of max), 64 connections`, await load(node.child, nodeUrl, 64, rate)));
     }
     report('http', rows, {
       ratios: {
         http_vs_raw_fastify: round(results['node-64']!.requests.average / results['bare-64']!.requests.average, 3),
         http_vs_raw_fastify_256: round(results['node-256']!.requests.average / results['bare-256']!.requests.average, 3),
       },
+      // Server CPU per request at 64 connections, and the split by thread: the ratio above is largely this one inverted.
+      cpu: { shardlog: results['node-64']!.server ?? null, rawFastify: results['bare-64']!.server ?? null },
       notes: 'autocannon 8 in a separate process; fixed-rate runs use autocannon overallRate, whose latency counts from each request’s actual send',
     });
   } finally {

@@ -102,6 +102,9 @@ export class ShardHost {
       filename: workerEntry,
       minThreads: 1,
       maxThreads: 1,
+      // The thread waits for its next task without blocking its event loop, where it writes
+      // the indexes between tasks (runtime/shard/worker.ts); 'sync' would park it there.
+      atomics: 'async',
       idleTimeout: Number.POSITIVE_INFINITY,
       workerData: this.options.worker,
       ...(limits === undefined ? {} : { resourceLimits: { maxOldGenerationSizeMb: limits } }),

@@ -29,7 +29,24 @@ export default function handleShardRequest(message: Uint8Array): unknown {
     const shardlogError = error instanceof ShardlogError ? error : makeError('SHARDLOG_INTERNAL', error instanceof Error ? error.message : String(error));
     response = { type: 'failed', error: serializeError(shardlogError) };
   }
+  scheduleIndexing();
   return move(encodeWire(response));
+}
+
+let indexingScheduled = false;
+
+/**
+ * The indexes are written between requests, a piece per turn of this thread's event loop
+ * (it stays live between tasks: the pool waits for them with `Atomics.waitAsync`), so a
+ * request that arrives meanwhile waits for one piece at most, never for a chunk.
+ */
+function scheduleIndexing(): void {
+  if (indexingScheduled || engine === undefined) return;
+  indexingScheduled = true;
+  setImmediate(() => {
+    indexingScheduled = false;
+    if (engine?.indexWhileIdle() === true) scheduleIndexing();
+  });
 }
 
 function respond(request: ShardRequest): ShardResponse {

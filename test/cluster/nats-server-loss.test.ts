@@ -137,7 +137,9 @@ async function checkAcknowledged(load: Load): Promise<void> {
         }
         return true;
       },
-      { timeoutMs: 20_000, everyMs: 200 },
+      // The views follow the stream through the same failover as the commands (its usual
+      // silence 10-20 s, once over 40 s beside CPU hogs): the same 90 s bound.
+      { timeoutMs: 90_000, everyMs: 200 },
     );
   }
 }

@@ -72,7 +72,6 @@ export class ShardEngine {
    * 19,750 commands/s (ADR 0013, update of 2026-12-04).
    */
   indexWhileIdle(): boolean {
-    if (!this.indexDueNow()) return false;
     this.indexBehind(0);
     return this.indexDueNow();
   }

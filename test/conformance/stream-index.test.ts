@@ -20,6 +20,7 @@ import { indexMarks, ScannedTail } from '../../runtime/shard/log-tail.ts';
 import { FollowedTail } from '../../runtime/shard/followed-tail.ts';
 import { startBank } from '../support/runtime.ts';
 import { makeTempDir } from '../support/temp-dir.ts';
+import { waitFor } from '../support/wait-for.ts';
 
 const partitions = 2;
 const identity = { shard: 0, shards: 1, partitions };
@@ -212,7 +213,9 @@ describe('the per-stream index, written behind the commit', () => {
           db.close();
         }
       };
-      // Indexing runs after a reply, once enough events wait: what is left is under that.
+      // Indexing runs between requests, once enough events wait: what is left is under that,
+      // once the thread has had its turns after the last reply.
+      await waitFor(() => unindexed('partition_index') < indexDueAt && unindexed('stream_index') < streamIndexDueAt, { timeoutMs: 30_000 });
       expect(unindexed('partition_index')).toBeLessThan(indexDueAt);
       expect(unindexed('stream_index')).toBeLessThan(streamIndexDueAt);
       expect(await bank.runtime.state({ aggregate: 'account', id: 'acc-0-0' })).toMatchObject({ version: 1 });
